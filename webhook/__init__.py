@@ -1,0 +1,1 @@
+"""tfserving-gitops validating admission webhook (and, in webhook.savedmodel, the SavedModel checks)."""
