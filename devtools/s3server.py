@@ -93,6 +93,7 @@ class SeaweedFS:
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="tfs-seaweedfs-"))
             self._own_dir = True
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.ports = {flag: free_port() for flag in _PORT_FLAGS}
         args = [weed, "mini", f"-dir={self.workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
         args += [f"-{flag}={port}" for flag, port in self.ports.items()]

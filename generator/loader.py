@@ -1,0 +1,94 @@
+"""Load models.yaml once: YAML (plain data) → schema pass → rules pass → frozen Catalogue.
+
+Every problem of a pass is reported; the rules that need resolved settings run once the schema pass is clean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path as FilePath
+
+from generator import catalogue as model
+from generator import rules, schema, webhook_wiring
+from generator.problems import CatalogueError, Problem, json_path
+from generator.yamlsource import MAX_BYTES, Document, parse
+
+
+def load(path: str | FilePath, display_name: str | None = None) -> model.Catalogue:
+    """Raise OSError when the file cannot be read and CatalogueError when it is invalid."""
+    path = FilePath(path)
+    shown = display_name or str(path)
+    with path.open("rb") as stream:
+        text = stream.read(MAX_BYTES + 1)
+    return loads(text, shown, source_name=path.name)
+
+
+def loads(text: bytes | str, shown: str = "models.yaml", source_name: str | None = None) -> model.Catalogue:
+    document, problems = parse(text)
+    if document is None:
+        raise CatalogueError(shown, problems)
+    problems = schema.check(document) + rules.check_structure(document)
+    if problems:
+        raise CatalogueError(shown, problems)
+    catalogue, problems = _build(document, source_name or shown)
+    if problems:
+        raise CatalogueError(shown, problems)
+    return catalogue
+
+
+def _build(document: Document, source: str) -> tuple[model.Catalogue, list[Problem]]:
+    data = document.data
+    environments = tuple(model.build_environment(entry) for entry in data["environments"])
+    models = tuple(model.build_model(entry) for entry in data["models"])
+    problems: list[Problem] = []
+    deployments = []
+    for env_index, environment in enumerate(environments):
+        for model_index, entry in enumerate(data["models"]):
+            specific = entry.get("environments", {}).get(environment.name, {})
+            if not specific.get("enabled", True):
+                continue
+            merged, origins = model.merge_layers(model.settings_layers(data, env_index, model_index))
+            settings = model.build_settings(merged)
+            problems += rules.check_deployment(settings, origins, document)
+            deployments.append(model.Deployment(models[model_index], environment, settings))
+    argocd = data["argocd"]
+    catalogue = model.Catalogue(
+        source=source,
+        argocd=model.ArgoCD(
+            repo_url=argocd["repoURL"],
+            namespace=argocd.get("namespace", "argocd"),
+            project=argocd.get("project", "default"),
+            path=argocd.get("path", "overlays"),
+        ),
+        environments=environments,
+        models=models,
+        deployments=tuple(deployments),
+        webhook=_webhook(data, environments),
+    )
+    problems += _webhook_problems(catalogue, document)
+    return catalogue, problems
+
+
+def _webhook_problems(catalogue: model.Catalogue, document: Document) -> list[Problem]:
+    problems = []
+    for environment in catalogue.environments:
+        try:
+            webhook_wiring.settings_for(catalogue, environment)
+        except (LookupError, ValueError, TypeError) as exc:
+            path = ("webhook",)
+            problems.append(
+                Problem(*document.position(path), json_path(path), f"environment {environment.name!r}: {exc}")
+            )
+    return problems
+
+
+def _webhook(data: dict, environments: tuple[model.Environment, ...]) -> model.Webhook | None:
+    section = data.get("webhook")
+    if not section or not section.get("enabled", False):
+        return None
+    names = tuple(section.get("environments", [env.name for env in environments]))
+    options = tuple(
+        (key, tuple(value) if isinstance(value, list) else value)
+        for key, value in section.items()
+        if key not in ("enabled", "environments")
+    )
+    return model.Webhook(environments=names, options=options)

@@ -1,0 +1,104 @@
+"""Argo CD Applications: one per (environment, model), one for the webhook, one app-of-apps per environment.
+
+Names: the app-of-apps is `<env>`, a model's Application `<env>.<model>`, the webhook's `<env>.tfs-webhook`
+(model and environment names are DNS labels without dots, so these never collide).
+"""
+
+from __future__ import annotations
+
+from generator.catalogue import ArgoCD, Environment
+
+ARGOCD_API = "argoproj.io/v1alpha1"
+IN_CLUSTER = "https://kubernetes.default.svc"
+WEBHOOK_APP = "tfs-webhook"
+RETRY = {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}}
+
+
+def _sync_policy() -> dict:
+    return {
+        "automated": {"prune": True, "selfHeal": True},
+        "syncOptions": ["CreateNamespace=true"],
+        "retry": RETRY,
+    }
+
+
+def _application(
+    argocd: ArgoCD,
+    environment: Environment,
+    name: str,
+    path: str,
+    server: str,
+    namespace: str,
+    *,
+    finalizer: bool,
+) -> dict:
+    metadata: dict = {
+        "name": name,
+        "namespace": argocd.namespace,
+        "labels": {
+            "app.kubernetes.io/part-of": "tfserving-gitops",
+            "app.kubernetes.io/managed-by": "tfs-gitops",
+            "tfs-gitops/environment": environment.name,
+        },
+    }
+    if finalizer:
+        # Deleting the Application (a model removed from the catalogue) deletes what it deployed.
+        metadata["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
+    return {
+        "apiVersion": ARGOCD_API,
+        "kind": "Application",
+        "metadata": metadata,
+        "spec": {
+            "project": argocd.project,
+            "source": {
+                "repoURL": argocd.repo_url,
+                "targetRevision": environment.target_revision,
+                "path": path,
+            },
+            "destination": {"server": server, "namespace": namespace},
+            "syncPolicy": _sync_policy(),
+        },
+    }
+
+
+def model_application(argocd: ArgoCD, environment: Environment, model: str) -> dict:
+    return _application(
+        argocd,
+        environment,
+        f"{environment.name}.{model}",
+        f"{argocd.path}/{environment.name}/{model}",
+        environment.cluster,
+        environment.namespace,
+        finalizer=True,
+    )
+
+
+def webhook_application(
+    argocd: ArgoCD, environment: Environment, namespace: str, ignore_differences: list[dict]
+) -> dict:
+    app = _application(
+        argocd,
+        environment,
+        f"{environment.name}.{WEBHOOK_APP}",
+        f"{argocd.path}/{environment.name}/_webhook",
+        environment.cluster,
+        namespace,
+        finalizer=True,
+    )
+    if ignore_differences:
+        app["spec"]["ignoreDifferences"] = ignore_differences
+        app["spec"]["syncPolicy"]["syncOptions"].append("RespectIgnoreDifferences=true")
+    return app
+
+
+def app_of_apps(argocd: ArgoCD, environment: Environment) -> dict:
+    """Applications are objects in Argo CD's own cluster and namespace, whatever the environment's cluster."""
+    return _application(
+        argocd,
+        environment,
+        environment.name,
+        f"{argocd.path}/{environment.name}/_argocd",
+        IN_CLUSTER,
+        argocd.namespace,
+        finalizer=False,
+    )

@@ -1,0 +1,274 @@
+"""Kustomize documents: the shared base and GPU component, and one overlay per (environment, model).
+
+Base objects are all named `tfserving`; each model overlay prefixes them with `<model>-` (so the Deployment
+and Service are `<model>-tfserving`, the ConfigMap `<model>-tfserving-config-<hash>`) and several models share
+one namespace. A prefix, not a rename patch: kustomize resolves references of prefixed copies of one base
+composed side by side (overlays/<env>/), which it cannot do after renames.
+"""
+
+from __future__ import annotations
+
+from generator.catalogue import Deployment
+from generator.images import ImageRef
+from generator.render import tfserving
+from generator.render.yamltext import dump_plain
+
+KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
+BASE_NAME = "tfserving"
+CONFIG_NAME = "tfserving-config"
+CONTAINER = "tfserving"
+GPU_RESOURCE = "nvidia.com/gpu"
+NAME_LABEL = {"app.kubernetes.io/name": "tfserving"}
+COMMON_LABELS = {
+    "app.kubernetes.io/part-of": "tfserving-gitops",
+    "app.kubernetes.io/managed-by": "tfs-gitops",
+}
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+ENVIRONMENT_LABEL = "tfs-gitops/environment"
+BASE_IMAGE = "tensorflow/serving"
+
+
+def kustomization(**fields) -> dict:
+    return {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization", **fields}
+
+
+def base_files() -> dict[str, dict]:
+    return {
+        "base/kustomization.yaml": kustomization(
+            resources=["deployment.yaml", "service.yaml", "poddisruptionbudget.yaml"],
+            labels=[{"pairs": dict(COMMON_LABELS), "includeTemplates": True}],
+        ),
+        "base/deployment.yaml": _base_deployment(),
+        "base/service.yaml": {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": BASE_NAME, "labels": dict(NAME_LABEL)},
+            "spec": {
+                "type": "ClusterIP",
+                "selector": dict(NAME_LABEL),
+                "ports": [
+                    {"name": "grpc", "port": tfserving.GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+                    {"name": "http", "port": tfserving.REST_PORT, "targetPort": "http", "protocol": "TCP"},
+                ],
+            },
+        },
+        "base/poddisruptionbudget.yaml": {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": BASE_NAME, "labels": dict(NAME_LABEL)},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(NAME_LABEL)}},
+        },
+        "components/gpu/kustomization.yaml": {
+            "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+            "kind": "Component",
+            "patches": [{"path": "tolerations.yaml"}],
+        },
+        "components/gpu/tolerations.yaml": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": BASE_NAME},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "tolerations": [
+                            {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"},
+                        ]
+                    }
+                }
+            },
+        },
+    }
+
+
+def _base_deployment() -> dict:
+    tcp_grpc = {"tcpSocket": {"port": "grpc"}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": BASE_NAME, "labels": dict(NAME_LABEL)},
+        "spec": {
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": dict(NAME_LABEL)},
+            "template": {
+                "metadata": {"labels": dict(NAME_LABEL)},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 1000,
+                        "runAsGroup": 1000,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": CONTAINER,
+                            "image": BASE_IMAGE,
+                            # Not the image's entrypoint: it adds --model_name/--model_base_path.
+                            "command": ["/usr/bin/tensorflow_model_server"],
+                            "ports": [
+                                {"name": "grpc", "containerPort": tfserving.GRPC_PORT, "protocol": "TCP"},
+                                {"name": "http", "containerPort": tfserving.REST_PORT, "protocol": "TCP"},
+                            ],
+                            # TF Serving opens its ports only after the first load: allow 10 minutes for it.
+                            "startupProbe": {**tcp_grpc, "periodSeconds": 10, "failureThreshold": 60},
+                            "livenessProbe": {**tcp_grpc, "periodSeconds": 10, "failureThreshold": 3},
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "runAsNonRoot": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [
+                                {
+                                    "name": "tfserving-config",
+                                    "mountPath": tfserving.CONFIG_DIR,
+                                    "readOnly": True,
+                                },
+                                {"name": "tmp", "mountPath": "/tmp"},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "tfserving-config", "configMap": {"name": CONFIG_NAME}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def model_files(deployment: Deployment) -> dict[str, dict | str]:
+    """Files of overlays/<env>/<model>/: dicts are YAML documents, strings are text files."""
+    settings = deployment.settings
+    name = deployment.model.name
+    files: dict[str, dict | str] = {"models.config": tfserving.models_config(deployment)}
+    config_files = ["models.config"]
+    if settings.monitoring:
+        files["monitoring.config"] = tfserving.monitoring_config()
+        config_files.append("monitoring.config")
+    if settings.batching.enabled:
+        files["batching.config"] = tfserving.batching_config(settings.batching)
+        config_files.append("batching.config")
+    resources = ["../../base"]
+    if settings.autoscaling.enabled:
+        files["horizontalpodautoscaler.yaml"] = _hpa(deployment)
+        resources.append("horizontalpodautoscaler.yaml")
+    fields: dict = {
+        "namespace": deployment.environment.namespace,
+        "namePrefix": f"{name}-",
+        "resources": resources,
+    }
+    if settings.resources.gpu:
+        fields["components"] = ["../../components/gpu"]
+    fields["labels"] = [
+        {"pairs": {INSTANCE_LABEL: name}, "includeSelectors": True},
+        {"pairs": {ENVIRONMENT_LABEL: deployment.environment.name}, "includeTemplates": True},
+    ]
+    fields["images"] = [_image_entry(settings.image)]
+    fields["configMapGenerator"] = [{"name": CONFIG_NAME, "files": config_files}]
+    # Inline (one file fewer per model and environment); still a serialized document, not a template.
+    fields["patches"] = [{"patch": dump_plain(_deployment_patch(deployment))}]
+    files["kustomization.yaml"] = kustomization(**fields)
+    return files
+
+
+def _image_entry(reference: str) -> dict:
+    image = ImageRef.parse(reference)
+    entry: dict = {"name": BASE_IMAGE}
+    if image.repository != BASE_IMAGE:
+        entry["newName"] = image.repository
+    if image.tag:
+        entry["newTag"] = image.tag
+    if image.digest:
+        entry["digest"] = image.digest
+    return entry
+
+
+def _deployment_patch(deployment: Deployment) -> dict:
+    settings = deployment.settings
+    storage = settings.storage
+    secret = storage.credentials_secret
+    container: dict = {
+        "name": CONTAINER,
+        "args": tfserving.server_args(deployment),
+        "env": [
+            {"name": "S3_ENDPOINT", "value": storage.host_port},
+            {"name": "S3_USE_HTTPS", "value": "1" if storage.use_https else "0"},
+            {"name": "S3_VERIFY_SSL", "value": "1" if storage.verify_ssl else "0"},
+            {"name": "AWS_REGION", "value": storage.region},
+            {
+                "name": "AWS_ACCESS_KEY_ID",
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": "AWS_ACCESS_KEY_ID"}},
+            },
+            {
+                "name": "AWS_SECRET_ACCESS_KEY",
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": "AWS_SECRET_ACCESS_KEY"}},
+            },
+        ],
+        # Ready only once the model is loaded: /v1/models/NAME answers 200 while it is still loading.
+        "readinessProbe": {
+            "httpGet": {"path": f"/v1/models/{deployment.model.serving_name}/metadata", "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+    }
+    resources = _resources(deployment)
+    if resources:
+        container["resources"] = resources
+    spec: dict = {}
+    if not settings.autoscaling.enabled:
+        spec["replicas"] = settings.replicas
+    template: dict = {}
+    if settings.monitoring:
+        template["metadata"] = {
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(tfserving.REST_PORT),
+                "prometheus.io/path": tfserving.METRICS_PATH,
+            }
+        }
+    template["spec"] = {"containers": [container]}
+    spec["template"] = template
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": BASE_NAME}, "spec": spec}
+
+
+def _resources(deployment: Deployment) -> dict:
+    resources = deployment.settings.resources
+    requests = dict(resources.requests)
+    limits = dict(resources.limits)
+    if resources.gpu:
+        limits[GPU_RESOURCE] = str(resources.gpu)
+        requests[GPU_RESOURCE] = str(resources.gpu)
+    result = {}
+    if limits:
+        result["limits"] = limits
+    if requests:
+        result["requests"] = requests
+    return result
+
+
+def _hpa(deployment: Deployment) -> dict:
+    scaling = deployment.settings.autoscaling
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": BASE_NAME, "labels": dict(NAME_LABEL)},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": BASE_NAME},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": scaling.target_cpu_utilization,
+                        },
+                    },
+                }
+            ],
+        },
+    }

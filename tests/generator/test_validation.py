@@ -1,0 +1,93 @@
+"""Strict validation of rendered objects, and `kubectl kustomize` of every environment and model."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator import loader, render, validation
+from tests.generator.goldens import TESTDATA
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.kubectl
+
+
+def test_unknown_fields_are_findings():
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x", "namespace": "n"},
+        "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "imagee": "i"}]}}},
+    }
+    findings = validation.validate_object("dev", deployment)
+    assert [f.format() for f in findings] == [
+        "dev: Deployment n/x: $.spec.template.spec.containers[0]: unknown field: imagee"
+    ]
+
+
+def test_application_checked_against_the_argo_cd_crd_schema():
+    application = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "a"},
+        "spec": {"project": "p", "destination": {}, "syncPolicy": {"automated": {"purge": True}}},
+    }
+    findings = validation.validate_object("dev/_argocd", application)
+    assert [f.path for f in findings] == ["$.spec.syncPolicy.automated"]
+    assert validation.schema_file("argoproj.io/v1alpha1", "Application").name == "application_v1alpha1.json"
+
+
+def test_unknown_kinds_and_non_objects_are_findings():
+    assert (
+        validation.validate_object("t", {"apiVersion": "example.com/v1", "kind": "Gadget"})[0].message
+        == "no schema for example.com/v1 Gadget"
+    )
+    assert validation.validate_object("t", ["x"])[0].message.startswith("not a Kubernetes object")
+
+
+def test_validators_are_compiled_once_per_kind():
+    assert validation.schema_validator("v1", "Service") is validation.schema_validator("v1", "Service")
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in (TESTDATA / "catalogues").iterdir()))
+def test_golden_catalogues_are_valid(case):
+    catalogue = loader.load(TESTDATA / "catalogues" / case / "models.yaml")
+    report = validation.validate_tree(
+        render.render(catalogue), [e.name for e in catalogue.environments], use="builtin"
+    )
+    assert [f.format() for f in report.findings] == []
+
+
+def test_every_environment_and_model_of_the_example_builds():
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl must be on PATH (make install puts it in .venv/bin)"
+    overlays = REPO / "overlays"
+    targets = [
+        path
+        for env in ("dev", "staging", "prod")
+        for path in [overlays / env, *sorted(p for p in (overlays / env).iterdir() if p.is_dir())]
+    ]
+    assert len(targets) > 6
+    for target in targets:
+        completed = subprocess.run([kubectl, "kustomize", str(target)], capture_output=True, text=True)
+        assert completed.returncode == 0, f"{target}: {completed.stderr}"
+        objects = [doc for doc in yaml.safe_load_all(completed.stdout) if doc]
+        findings = [f for doc in objects for f in validation.validate_object(str(target), doc)]
+        assert findings == []
+
+
+def test_broken_kustomization_is_a_finding():
+    files = render.render(loader.load(TESTDATA / "catalogues" / "cpu-only" / "models.yaml"))
+    files["dev/half-plus-two/kustomization.yaml"] += "resources: [missing.yaml]\n"
+    report = validation.validate_tree(files, ["dev"], use="builtin")
+    assert report.findings[0].target == "dev"
+    assert report.findings[0].message.startswith("kubectl kustomize failed:")
+
+
+def test_missing_kubectl_is_reported():
+    with pytest.raises(validation.ToolMissing):
+        validation.validate_tree({}, [], kubectl="no-such-kubectl")

@@ -1,0 +1,156 @@
+"""AdmissionReview (admission.k8s.io/v1) parsing and response building, and the response contract.
+
+The contract, as the API server sees it (also in docs/webhook.md):
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+API_VERSION = "admission.k8s.io/v1"
+
+# (situation, HTTP status, what the body holds). The API server applies the failurePolicy to every non-200.
+RESPONSE_CONTRACT: tuple[tuple[str, int, str], ...] = (
+    ("allowed", 200, "AdmissionReview, response.allowed=true, uid echoed; warnings for non-fatal findings"),
+    ("allowed with warning (cannot verify/resolve and the setting is warn)", 200,
+     "allowed=true, a warning (<=120 chars) and an auditAnnotation with the full reason"),
+    ("denied (a check failed)", 200,
+     "allowed=false, status.code 403, status.message: one line naming check, model, path, version, fix"),
+    ("denied (cannot verify/resolve and the setting is deny)", 200,
+     "allowed=false, status.code 503 (storage) or 422 (unresolvable), status.message says why"),
+    ("not a Deployment / not CREATE or UPDATE / no TF Serving container", 200,
+     "allowed=true, no warnings (matchConditions normally keep these away)"),
+    ("internal error (a bug in a check)", 200,
+     "as 'cannot verify': deny with status.code 500 or allow with a warning, per WEBHOOK_ON_UNVERIFIABLE"),
+    ("malformed request (not JSON, not an admission.k8s.io/v1 AdmissionReview, no request.uid)", 400,
+     'JSON {"error": "..."}'),
+    ("body over the cap (4 MiB)", 413, 'JSON {"error": "..."}'),
+    ("Content-Type is not application/json", 415, 'JSON {"error": "..."}'),
+    ("method other than POST on /validate", 405, 'JSON {"error": "..."}'),
+)
+
+
+class BadRequest(ValueError):
+    """The body is not an AdmissionReview we can decide on (HTTP status and a one-line reason)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    api_version: str
+    uid: str
+    group: str
+    version: str
+    kind: str
+    operation: str
+    namespace: str
+    name: str
+    object: Any
+    old_object: Any
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    message: str = ""
+    code: int = 200
+    warnings: tuple[str, ...] = ()
+    audit: dict[str, str] = field(default_factory=dict)
+    verdict: str = "allowed"  # for metrics: allowed | warned | denied | skipped | error
+    check: str = "none"
+
+
+def parse_review(body: bytes) -> AdmissionRequest:
+    """Parse a request body; BadRequest(400) for anything that is not a usable AdmissionReview v1."""
+    try:
+        review = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(400, f"the body is not JSON ({type(exc).__name__})") from None
+    if not isinstance(review, dict):
+        raise BadRequest(400, "the body is not a JSON object")
+    if review.get("apiVersion") != API_VERSION or review.get("kind") != "AdmissionReview":
+        raise BadRequest(400, f"expected apiVersion {API_VERSION} kind AdmissionReview")
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise BadRequest(400, "request is missing")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid or len(uid) > 256:
+        raise BadRequest(400, "request.uid is missing")
+    kind = request.get("kind")
+    if not isinstance(kind, dict) or not all(isinstance(kind.get(k, ""), str) for k in ("group", "version", "kind")):
+        raise BadRequest(400, "request.kind is missing")
+    operation = request.get("operation")
+    if not isinstance(operation, str):
+        raise BadRequest(400, "request.operation is missing")
+    namespace = request.get("namespace") or ""
+    name = request.get("name") or ""
+    if not isinstance(namespace, str) or not isinstance(name, str):
+        raise BadRequest(400, "request.namespace and request.name must be strings")
+    dry_run = request.get("dryRun", False)
+    return AdmissionRequest(
+        api_version=API_VERSION, uid=uid, group=kind.get("group", ""), version=kind.get("version", ""),
+        kind=kind.get("kind", ""), operation=operation, namespace=namespace, name=name,
+        object=request.get("object"), old_object=request.get("oldObject"), dry_run=dry_run is True,
+    )
+
+
+def review_response(uid: str, decision: Decision) -> dict:
+    response: dict[str, Any] = {"uid": uid, "allowed": decision.allowed}
+    if not decision.allowed:
+        # No `reason`: kubectl then prints "Error from server: ..." followed by the API server's message.
+        response["status"] = {"code": decision.code, "message": decision.message}
+    if decision.warnings:
+        response["warnings"] = list(decision.warnings)
+    if decision.audit:
+        response["auditAnnotations"] = dict(decision.audit)
+    return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+
+
+def parse_timeout(text: str | None, default: float) -> float:
+    """The API server's `?timeout=10s` (a Go duration); the default when absent or unreadable; max 30 s."""
+    if not text:
+        return default
+    match = _DURATION.match(text.strip())
+    if match is None:
+        return default
+    value = float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+    return min(max(value, 0.1), 30.0)
+
+
+def build_review(deployment: dict, *, operation: str = "CREATE", namespace: str | None = None,
+                 old: dict | None = None, dry_run: bool = False, uid: str | None = None,
+                 username: str = "kubernetes-admin") -> dict:
+    """An admission.k8s.io/v1 AdmissionReview as the API server sends it for an apps/v1 Deployment."""
+    metadata = deployment.get("metadata") or {}
+    namespace = namespace or metadata.get("namespace") or "default"
+    gvk = {"group": "apps", "version": "v1", "kind": "Deployment"}
+    gvr = {"group": "apps", "version": "v1", "resource": "deployments"}
+    options_kind = "CreateOptions" if operation == "CREATE" else "UpdateOptions"
+    return {
+        "kind": "AdmissionReview",
+        "apiVersion": API_VERSION,
+        "request": {
+            "uid": uid or str(uuid.uuid4()),
+            "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
+            "name": metadata.get("name", ""),
+            "namespace": namespace,
+            "operation": operation,
+            "userInfo": {"username": username, "groups": ["system:masters", "system:authenticated"]},
+            "object": deployment,
+            "oldObject": old,
+            "dryRun": dry_run,
+            "options": {"kind": options_kind, "apiVersion": "meta.k8s.io/v1"},
+        },
+    }

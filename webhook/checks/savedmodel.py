@@ -1,0 +1,207 @@
+"""savedmodel: every model the container will load is a complete SavedModel under its version policy.
+
+Runs last (it is the only check that talks to storage). Before any S3 request the container's S3 endpoint
+must be on the operator's allow-list (SSRF); the request uses the webhook's own credentials and TLS settings,
+never the workload's. Results are cached (TTL; negative results shorter) and identical concurrent checks
+share one S3 check.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from webhook.cache import TTLCache
+from webhook.checks import CheckResult
+from webhook.config import WebhookConfig
+from webhook.endpoints import Endpoint, EndpointError, workload_endpoint
+from webhook.extract import ServedModel, ServingContainer
+from webhook.messages import clip
+from webhook.modelconfig import Policy
+
+NAME = "savedmodel"
+
+
+@dataclass(frozen=True)
+class Verified:
+    """One model's storage verdict as the check needs it (built from the library's ModelReport)."""
+
+    verdict: str                      # "valid" | "invalid" | "cannot-verify"
+    report: object                    # webhook.savedmodel.ModelReport
+    how: str                          # cache: "hit" | "shared" | "miss"
+
+
+class ModelVerifier:
+    """A SavedModelChecker per allowed endpoint (the webhook's own credentials), behind a single-flight cache."""
+
+    def __init__(self, config: WebhookConfig, *, on_check: Callable[[object], None] | None = None,
+                 on_lookup: Callable[[str], None] | None = None):
+        self._config = config
+        self._checkers: dict[Endpoint, object] = {}
+        self._lock = threading.Lock()
+        self._cache: TTLCache = TTLCache(config.cache_ttl_seconds, config.negative_cache_ttl_seconds,
+                                         is_positive=lambda report: _verdict(report) == "valid")
+        self._on_check = on_check or (lambda report: None)
+        self._on_lookup = on_lookup or (lambda how: None)
+
+    def _checker(self, endpoint: Endpoint):
+        from webhook.savedmodel import S3Settings, SavedModelChecker
+
+        with self._lock:
+            checker = self._checkers.get(endpoint)
+            if checker is None:
+                # verify_ssl is always True: a workload's S3_VERIFY_SSL=0 never weakens our TLS.
+                settings = S3Settings(endpoint_url=endpoint.url, region=self._config.aws_region, verify_ssl=True)
+                checker = self._checkers[endpoint] = SavedModelChecker(
+                    settings, connect_timeout=1.0, read_timeout=3.0, max_attempts=2)
+            return checker
+
+    def verify(self, endpoint: Endpoint, base_path: str, policy: Policy, deadline: float) -> Verified:
+        from webhook.savedmodel import VersionPolicy
+
+        library_policy = VersionPolicy(kind=policy.kind, count=policy.count, versions=policy.versions)
+        key = (endpoint, base_path, str(library_policy))
+
+        def compute():
+            report = self._checker(endpoint).verify(base_path, library_policy, deadline=deadline)
+            self._on_check(report)
+            return report
+
+        report, how = self._cache.get_or_compute(key, compute,
+                                                 wait_timeout=max(deadline - time.monotonic(), 0.0))
+        self._on_lookup(how)
+        return Verified(_verdict(report), report, how)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+def _verdict(report) -> str:
+    return getattr(report.verdict, "value", str(report.verdict))
+
+
+def resolve_endpoint(container: ServingContainer, config: WebhookConfig) -> tuple[Endpoint | None, CheckResult | None]:
+    """The allowed endpoint this container's models are read from, or the result that stops the check."""
+    if "S3_ENDPOINT" in container.indirect_env or (container.env_from and "S3_ENDPOINT" not in container.env):
+        return None, CheckResult.undecided(
+            NAME, f'container "{container.name}" sets S3_ENDPOINT from a Secret or ConfigMap, so its storage '
+                  "cannot be checked; set S3_ENDPOINT as a literal env value", "on_unresolved")
+    url = workload_endpoint(container.env)
+    if url is None:
+        if config.default_s3_endpoint is None:
+            return None, CheckResult.undecided(
+                NAME, f'container "{container.name}" sets no S3_ENDPOINT and the webhook has no default endpoint; '
+                      "set S3_ENDPOINT", "on_unresolved")
+        return config.default_s3_endpoint, None
+    try:
+        return config.allowed_s3_endpoints.match(url), None
+    except EndpointError as exc:
+        shown = clip(container.env.get("S3_ENDPOINT", url), 60)
+        return None, CheckResult.failed(
+            NAME, f'S3_ENDPOINT {shown} of container "{container.name}" is refused: {clip(str(exc), 90)}; use '
+                  f"an allowed endpoint ({config.allowed_s3_endpoints.describe(2)})")
+
+
+def check(container: ServingContainer, config: WebhookConfig, verifier: ModelVerifier,
+          deadline: float) -> CheckResult:
+    if container.unresolved:
+        return CheckResult.undecided(
+            NAME, f'cannot tell what container "{container.name}" loads: {container.unresolved[0]}',
+            "on_unresolved")
+    local = [m for m in container.models if not m.base_path.startswith("s3://")]
+    if local:
+        model = local[0]
+        return CheckResult.undecided(
+            NAME, f'model "{model.name}" is at {clip(model.base_path, 90)}, which the webhook cannot check '
+                  "(only s3:// paths are verified)", "on_unresolved")
+    endpoint, stop = resolve_endpoint(container, config)
+    if stop is not None:
+        return stop
+    warnings: list[str] = []
+    requests = 0
+    for model in container.models:
+        label_problem = _label_problem(model)
+        if label_problem:
+            return CheckResult.failed(NAME, label_problem)
+        if time.monotonic() >= deadline:
+            return _cannot_verify(model, "out of time before the check started")
+        try:
+            verified = verifier.verify(endpoint, model.base_path, model.policy, deadline)
+        except ValueError as exc:  # malformed s3:// path (the library's only exception)
+            return CheckResult.failed(NAME, f'model "{model.name}" has base_path {clip(model.base_path, 90)}: '
+                                            f"{clip(str(exc), 80)}; use s3://BUCKET/PREFIX")
+        except TimeoutError:
+            return _cannot_verify(model, "an identical check did not finish in time")
+        report = verified.report
+        if verified.how == "miss":
+            requests += report.stats.requests
+        if verified.verdict == "cannot-verify":
+            return _cannot_verify(model, report.error or "storage did not answer")
+        if verified.verdict == "invalid":
+            return CheckResult.failed(NAME, invalid_message(model, report))
+        label_problem = _label_loaded_problem(model, report)
+        if label_problem:
+            return CheckResult.failed(NAME, label_problem)
+        warnings.extend(model_warnings(model, report))
+    result = CheckResult.passed(NAME, tuple(warnings))
+    return CheckResult(result.check, result.outcome, warnings=result.warnings, s3_requests=requests)
+
+
+def _cannot_verify(model: ServedModel, why: str) -> CheckResult:
+    return CheckResult.undecided(
+        NAME, f'cannot verify model "{model.name}" at {clip(model.base_path, 90)}: {clip(why, 100)}',
+        "on_unverifiable")
+
+
+def _policy_text(policy: Policy) -> str:
+    return str(policy)
+
+
+def invalid_message(model: ServedModel, report) -> str:
+    path = model.base_path.rstrip("/")
+    bad = [v for v in report.selected if not v.valid]
+    good = [v for v in report.versions if v.valid]
+    if bad:
+        version = bad[0]
+        reason = clip(version.reasons[0] if version.reasons else "it is not a complete SavedModel", 110)
+        fix = f"finish the upload of {version.name}"
+        if good:
+            fix += f" or pin version {good[0].number} (model_version_policy specific)"
+        return (f'model "{model.name}" version {version.number} at {clip(path, 70)}/{version.name} is not a '
+                f"complete SavedModel: {reason}; {fix}")
+    problem = clip(report.problems[0] if report.problems else "no loadable version", 120)
+    return (f'model "{model.name}" at {clip(path, 80)} (policy {_policy_text(model.policy)}): {problem}; '
+            "upload a complete version or fix the version policy")
+
+
+def model_warnings(model: ServedModel, report) -> list[str]:
+    out = []
+    if report.ignored:
+        names = ", ".join(report.ignored[:3]) + (" ..." if len(report.ignored) > 3 else "")
+        out.append(f'{NAME}: model "{model.name}" ignores non-version entries: {names}')
+    broken = [v for v in report.versions if not v.selected and not v.valid]
+    if broken:
+        numbers = ", ".join(str(v.number) for v in broken[:3])
+        out.append(f'{NAME}: model "{model.name}" versions beyond the policy are broken: {numbers}')
+    return out
+
+
+def _label_problem(model: ServedModel) -> str:
+    if model.policy.kind != "specific":
+        return ""
+    for label, version in model.labels:
+        if version not in model.policy.versions:
+            return (f'model "{model.name}" labels version {version} as "{label}" but its policy loads only '
+                    f"{', '.join(map(str, model.policy.versions))}; add {version} to specific versions")
+    return ""
+
+
+def _label_loaded_problem(model: ServedModel, report) -> str:
+    loaded = {v.number for v in report.selected if v.valid}
+    for label, version in model.labels:
+        if version not in loaded:
+            return (f'model "{model.name}" labels version {version} as "{label}" but that version is not loaded '
+                    f"(policy {_policy_text(model.policy)}); TF Serving would refuse the label")
+    return ""

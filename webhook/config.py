@@ -1,0 +1,96 @@
+"""The webhook's configuration, parsed purely from an environment mapping (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from webhook.endpoints import AllowList, Endpoint, EndpointError, normalize
+
+Choice = Literal["deny", "warn"]
+
+DEFAULT_WEBHOOK_NAME = "tfserving.tfs-gitops.io"
+MAX_BODY_BYTES = 4 * 1024 * 1024  # two objects of etcd's 1.5 MiB limit plus the envelope
+DEFAULT_TIMEOUT_SECONDS = 10.0  # the API server's default timeoutSeconds when ?timeout= is absent
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a valid configuration."""
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    allowed_s3_endpoints: AllowList = field(default_factory=lambda: AllowList(()))
+    default_s3_endpoint: Endpoint | None = None
+    on_unverifiable: Choice = "deny"
+    on_unresolved: Choice = "deny"
+    on_unknown_variant: Choice = "deny"
+    tfserving_images: tuple[str, ...] = ("tensorflow/serving",)
+    gpu_tag_marker: str = "gpu"
+    cache_ttl_seconds: float = 60.0
+    negative_cache_ttl_seconds: float = 10.0
+    aws_region: str = "us-east-1"
+    max_body_bytes: int = MAX_BODY_BYTES
+    default_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    # Seconds kept back from the API server's deadline for our own work and the response.
+    deadline_margin_seconds: float = 0.5
+    webhook_name: str = DEFAULT_WEBHOOK_NAME
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WebhookConfig:
+        try:
+            allowed = AllowList.parse(_csv(env.get("WEBHOOK_ALLOWED_S3_ENDPOINTS", "")))
+        except EndpointError as exc:
+            raise ConfigError(f"WEBHOOK_ALLOWED_S3_ENDPOINTS: {exc}") from None
+        default = None
+        if env.get("WEBHOOK_DEFAULT_S3_ENDPOINT", "").strip():
+            try:
+                default = normalize(env["WEBHOOK_DEFAULT_S3_ENDPOINT"])
+            except EndpointError as exc:
+                raise ConfigError(f"WEBHOOK_DEFAULT_S3_ENDPOINT: {exc}") from None
+            if default not in allowed.endpoints:
+                raise ConfigError(f"WEBHOOK_DEFAULT_S3_ENDPOINT {default.url} is not in WEBHOOK_ALLOWED_S3_ENDPOINTS")
+        images = tuple(_csv(env.get("WEBHOOK_TFSERVING_IMAGES", ""))) or ("tensorflow/serving",)
+        marker = env.get("WEBHOOK_GPU_TAG_MARKER", "gpu").strip()
+        if not marker:
+            raise ConfigError("WEBHOOK_GPU_TAG_MARKER must not be empty")
+        positive = _seconds(env, "WEBHOOK_CACHE_TTL_SECONDS", 60.0)
+        negative = _seconds(env, "WEBHOOK_NEGATIVE_CACHE_TTL_SECONDS", 10.0)
+        return cls(
+            allowed_s3_endpoints=allowed,
+            default_s3_endpoint=default,
+            on_unverifiable=_choice(env, "WEBHOOK_ON_UNVERIFIABLE"),
+            on_unresolved=_choice(env, "WEBHOOK_ON_UNRESOLVED"),
+            on_unknown_variant=_choice(env, "WEBHOOK_ON_UNKNOWN_VARIANT"),
+            tfserving_images=images,
+            gpu_tag_marker=marker.lower(),
+            cache_ttl_seconds=positive,
+            negative_cache_ttl_seconds=min(negative, positive),
+            aws_region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1").strip(),
+            webhook_name=(env.get("WEBHOOK_NAME") or DEFAULT_WEBHOOK_NAME).strip(),
+        )
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _choice(env: Mapping[str, str], name: str) -> Choice:
+    value = env.get(name, "deny").strip().lower() or "deny"
+    if value not in ("deny", "warn"):
+        raise ConfigError(f"{name} must be 'deny' or 'warn', not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {text!r}") from None
+    if not 0 <= value <= 86400:
+        raise ConfigError(f"{name} must be between 0 and 86400, not {text!r}")
+    return value

@@ -1,0 +1,122 @@
+"""From an AdmissionRequest to a Decision: extract, run the checks (cheap local ones first), apply the config."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from webhook.admission import AdmissionRequest, Decision
+from webhook.checks import CheckResult, Outcome, gpu_image, s3_support, savedmodel
+from webhook.config import WebhookConfig
+from webhook.extract import (
+    ConfigMapReader,
+    InvalidModelConfig,
+    Malformed,
+    serving_containers,
+    serving_fields,
+)
+from webhook.messages import clip, one_line, warning
+
+_UNDECIDED_CODES = {"on_unverifiable": 503, "on_unresolved": 422, "on_unknown_variant": 422}
+_AUDIT_KEYS = {"on_unverifiable": "unverified", "on_unresolved": "unresolved", "on_unknown_variant": "unresolved"}
+
+
+@dataclass
+class Services:
+    config: WebhookConfig
+    verifier: savedmodel.ModelVerifier
+    read_configmap: ConfigMapReader | None
+
+
+def decide(request: AdmissionRequest, services: Services, deadline: float) -> Decision:
+    if request.operation not in ("CREATE", "UPDATE"):
+        return Decision(True, verdict="skipped")
+    if (request.group, request.kind) != ("apps", "Deployment"):
+        return Decision(True, verdict="skipped")
+    config = services.config
+    namespace = request.namespace or _metadata_namespace(request.object) or "default"
+    try:
+        found = serving_containers(request.object, namespace, config.tfserving_images,
+                                   services.read_configmap, deadline)
+    except Malformed as exc:
+        return _deny(CheckResult.failed("tfserving-webhook", f"the Deployment is malformed: {exc}"))
+    except InvalidModelConfig as exc:
+        return _deny(CheckResult.failed(
+            savedmodel.NAME, f"{exc.origin} (--model_config_file) is not a valid ModelServerConfig: "
+                             f"{clip(exc.reason, 120)}; TF Serving would not start"))
+    if not found:
+        return Decision(True, verdict="skipped")
+
+    results: list[CheckResult] = []
+    for container in found:
+        results.append(gpu_image.check(container, config.gpu_tag_marker))
+        results.append(s3_support.check(container))
+    stop = _stop(results, config)
+    if stop is not None:
+        return stop
+
+    unchanged = request.operation == "UPDATE" and _same_serving(request, config)
+    if not unchanged:
+        for container in found:
+            results.append(savedmodel.check(container, config, services.verifier, deadline))
+            stop = _stop(results, config)
+            if stop is not None:
+                return stop
+    return _allow(results)
+
+
+def _metadata_namespace(obj: object) -> str:
+    if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
+        namespace = obj["metadata"].get("namespace")
+        return namespace if isinstance(namespace, str) else ""
+    return ""
+
+
+def _same_serving(request: AdmissionRequest, config: WebhookConfig) -> bool:
+    old = serving_fields(request.old_object, config.tfserving_images)
+    return old is not None and old == serving_fields(request.object, config.tfserving_images)
+
+
+def _stop(results: list[CheckResult], config: WebhookConfig) -> Decision | None:
+    """The denial due now: a failed check, or an undecided one whose setting says deny."""
+    for result in results:
+        if result.outcome is Outcome.FAIL:
+            return _deny(result)
+    for result in results:
+        if result.outcome is Outcome.UNDECIDED and getattr(config, result.choice) == "deny":
+            return _deny(result, code=_UNDECIDED_CODES.get(result.choice, 422))
+    return None
+
+
+def _deny(result: CheckResult, code: int = 403) -> Decision:
+    return Decision(False, message=result.message, code=code, verdict="denied", check=result.check)
+
+
+def _allow(results: list[CheckResult]) -> Decision:
+    warnings: list[str] = []
+    audit: dict[str, str] = {}
+    undecided = [r for r in results if r.outcome is Outcome.UNDECIDED]
+    for result in undecided:
+        warnings.append(warning(result.message))
+        key = _AUDIT_KEYS.get(result.choice, "unresolved")
+        audit.setdefault(key, one_line(result.message))
+    for result in results:
+        warnings.extend(result.warnings)
+    verdict = "warned" if undecided else "allowed"
+    check = undecided[0].check if undecided else "none"
+    return Decision(True, warnings=tuple(dict.fromkeys(warnings)), audit=audit, verdict=verdict, check=check)
+
+
+def internal_error(config: WebhookConfig) -> Decision:
+    message = ("tfserving-webhook: internal error while checking this Deployment (see the webhook log); "
+               "retry, and report it if it persists")
+    if config.on_unverifiable == "deny":
+        return Decision(False, message=message, code=500, verdict="error", check="internal")
+    return Decision(True, warnings=(warning(message),), audit={"unverified": message}, verdict="error",
+                    check="internal")
+
+
+def deadline_for(timeout_seconds: float, config: WebhookConfig, start: float | None = None) -> float:
+    start = time.monotonic() if start is None else start
+    margin = max(config.deadline_margin_seconds, timeout_seconds * 0.1)
+    return start + max(timeout_seconds - margin, 0.1)

@@ -1,0 +1,156 @@
+"""Run the webhook under gunicorn over TLS on a free loopback port (for tests, the bench and the demo).
+
+    with ServedWebhook(env={"WEBHOOK_ALLOWED_S3_ENDPOINTS": url}) as hook:
+        status, body = hook.post(build_review(deployment))
+
+It starts `tfs-gitops webhook serve` exactly as the manifests do (same gunicorn configuration), with a fresh
+local CA and serving certificate, and stops it by its own process id.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+from webhook.certs import make_certs
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServedWebhook:
+    def __init__(self, env: dict[str, str] | None = None, *, app: str = "validate", threads: int | None = None,
+                 workers: int | None = None,
+                 workdir: str | os.PathLike | None = None, startup_timeout: float = 20.0):
+        self.env = env or {}
+        self.app = app
+        self.threads = threads
+        self.workers = workers
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="tfs-webhook-"))
+        self.certs = make_certs(self.workdir / "certs", ("localhost", "127.0.0.1"))
+        self.startup_timeout = startup_timeout
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.workdir / "webhook.log"
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.certs.ca_cert))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+    def start(self) -> ServedWebhook:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOK_")}
+        env.update(self.env)
+        env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+        argv = [sys.executable, "-c", "from generator.cli import main; main()", "webhook", "serve",
+                "--bind", f"{self.host}:{self.port}", "--certfile", str(self.certs.cert),
+                "--keyfile", str(self.certs.key), "--app", self.app]
+        if self.threads:
+            argv += ["--threads", str(self.threads)]
+        if self.workers:
+            argv += ["--workers", str(self.workers)]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the webhook exited with {self.proc.returncode}: {self.log()[-2000:]}")
+            try:
+                status, _ = self.get("/readyz")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the webhook did not become ready: {self.log()[-2000:]}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def connection(self, timeout: float = 15.0) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(self.host, self.port, context=self.ssl_context(), timeout=timeout)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        conn = self.connection(timeout=2.0)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def post_raw(self, body: bytes, *, path: str = "/validate?timeout=10s",
+                 content_type: str = "application/json",
+                 conn: http.client.HTTPSConnection | None = None) -> tuple[int, bytes]:
+        own = conn is None
+        conn = conn or self.connection()
+        try:
+            conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            if own:
+                conn.close()
+
+    def post(self, review: object, **kwargs) -> tuple[int, dict | None]:
+        status, body = self.post_raw(json.dumps(review).encode(), **kwargs)
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, None
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples (all labels) from /metrics."""
+        _, body = self.get("/metrics")
+        total = 0.0
+        for line in body.decode().splitlines():
+            if line.startswith(name) and (line[len(name)] in " {"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> ServedWebhook:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

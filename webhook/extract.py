@@ -1,0 +1,424 @@
+"""What a TF Serving container will read: its models (name, base path, version policy) and S3 environment.
+
+Derived exactly as the container will see it: Kubernetes `$(VAR)` expansion in command/args, the official
+image's entrypoint (`--model_name=${MODEL_NAME} --model_base_path=${MODEL_BASE_PATH}/${MODEL_NAME}` before the
+args), `--flag=value` and `--flag value`, the last occurrence winning, and `--model_config_file` read from the
+ConfigMap volume it is mounted from (through the Kubernetes API: `get` on configmaps only).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import posixpath
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from webhook.modelconfig import ModelConfigError, ModelEntry, Policy, parse_model_server_config
+
+_VALUE_FLAGS = ("model_name", "model_base_path", "model_config_file")
+_DOCKER_HUB_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "registry-1.docker.io/library/",
+                        "docker.io/", "index.docker.io/", "registry-1.docker.io/")
+_VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class Malformed(ValueError):
+    """The Deployment object is not shaped like an apps/v1 Deployment."""
+
+
+class ConfigMapError(RuntimeError):
+    """A ConfigMap could not be read (API unreachable, forbidden, timed out)."""
+
+
+# (namespace, name, deadline) -> {"data": {...}, "binaryData": {...}} or None when it does not exist.
+ConfigMapReader = Callable[[str, str, float], Mapping | None]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    base_path: str
+    policy: Policy = Policy("latest")
+    labels: tuple[tuple[str, int], ...] = ()
+    source: str = "args"
+
+
+@dataclass(frozen=True)
+class ServingContainer:
+    name: str
+    image: str
+    models: tuple[ServedModel, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)        # literal values only
+    indirect_env: frozenset[str] = frozenset()                  # set via valueFrom (unknown to us)
+    env_from: bool = False
+    limits: Mapping[str, object] = field(default_factory=dict)
+    requests: Mapping[str, object] = field(default_factory=dict)
+    unresolved: tuple[str, ...] = ()                             # why we cannot tell what it loads
+
+
+# --- images ------------------------------------------------------------------------------------------------
+
+def split_image(image: str) -> tuple[str, str | None, str | None]:
+    """`registry/repo:tag@sha256:...` → (repository normalized for Docker Hub, tag, digest)."""
+    ref, _, digest = image.strip().partition("@")
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    tag = None
+    if colon > slash:
+        ref, tag = ref[:colon], ref[colon + 1:]
+    repo = ref.lower()
+    for prefix in _DOCKER_HUB_PREFIXES:
+        if repo.startswith(prefix):
+            repo = repo[len(prefix):]
+            break
+    return repo, tag, (digest or None)
+
+
+def is_tfserving_image(image: str, repositories: tuple[str, ...]) -> bool:
+    repo, _, _ = split_image(image)
+    return repo in {split_image(r)[0] for r in repositories}
+
+
+# --- pod spec helpers --------------------------------------------------------------------------------------
+
+def _dict(value: object, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Malformed(f"{where} must be an object")
+    return value
+
+
+def _list(value: object, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Malformed(f"{where} must be a list")
+    return value
+
+
+def _strings(value: object, where: str) -> list[str]:
+    items = _list(value, where)
+    if not all(isinstance(item, str) for item in items):
+        raise Malformed(f"{where} must be a list of strings")
+    return items
+
+
+def pod_spec(deployment: object) -> dict:
+    obj = _dict(deployment, "object")
+    spec = _dict(_dict(_dict(obj.get("spec"), "spec").get("template"), "spec.template").get("spec"),
+                 "spec.template.spec")
+    return spec
+
+
+def containers(deployment: object) -> list[dict]:
+    items = _list(pod_spec(deployment).get("containers"), "spec.template.spec.containers")
+    for item in items:
+        _dict(item, "a container")
+    return items
+
+
+def serving_fields(deployment: object, repositories: tuple[str, ...]) -> object:
+    """What decides the serving verdict: the TF Serving containers and the pod's volumes (for UPDATE reuse)."""
+    try:
+        spec = pod_spec(deployment)
+        chosen = [c for c in containers(deployment)
+                  if isinstance(c.get("image"), str) and is_tfserving_image(c["image"], repositories)]
+        keys = ("name", "image", "command", "args", "env", "envFrom", "volumeMounts", "resources")
+        return [[c.get(k) for k in keys] for c in chosen], spec.get("volumes")
+    except Malformed:
+        return None
+
+
+# --- env and args ------------------------------------------------------------------------------------------
+
+def _container_env(container: dict, where: str) -> tuple[dict[str, str], frozenset[str]]:
+    literal: dict[str, str] = {}
+    indirect: set[str] = set()
+    for item in _list(container.get("env"), f"{where}.env"):
+        item = _dict(item, f"{where}.env[]")
+        name = item.get("name")
+        if not isinstance(name, str):
+            raise Malformed(f"{where}.env[].name must be a string")
+        if "valueFrom" in item and item["valueFrom"] is not None:
+            literal.pop(name, None)
+            indirect.add(name)
+            continue
+        value = item.get("value", "")
+        if not isinstance(value, str):
+            raise Malformed(f"{where}.env[{name}].value must be a string")
+        # Kubernetes expands $(VAR) in env values too, from variables defined earlier in the list.
+        value, _ = expand(value, literal, frozenset(indirect))
+        literal[name] = value
+        indirect.discard(name)
+    return literal, frozenset(indirect)
+
+
+def expand(text: str, env: Mapping[str, str], indirect: frozenset[str]) -> tuple[str, set[str]]:
+    """Kubernetes `$(VAR)` expansion (`$$` escapes); also returns referenced variables we cannot know."""
+    unknown: set[str] = set()
+
+    def substitute(match: re.Match) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        if name in env:
+            return env[name]
+        if name in indirect:
+            unknown.add(name)
+        return match.group(0)
+
+    return _VAR_REF.sub(substitute, text), unknown
+
+
+def parse_flags(argv: list[str]) -> dict[str, str]:
+    """The value flags TF Serving reads (`--f=v`, `-f=v`, `--f v`, `-f v`); the last occurrence wins."""
+    flags: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-") or arg in ("-", "--"):
+            continue
+        name, eq, value = arg.lstrip("-").partition("=")
+        if name not in _VALUE_FLAGS:
+            continue
+        if not eq:
+            if i >= len(argv) or argv[i].startswith("-"):
+                continue  # a value flag without a value: TF Serving rejects it, we ignore it
+            value = argv[i]
+            i += 1
+        flags[name] = value
+    return flags
+
+
+def _entrypoint_argv(command: list[str], args: list[str], env: Mapping[str, str]) -> tuple[list[str] | None, str]:
+    """argv as tensorflow_model_server receives it, or (None, reason)."""
+    if not command or posixpath.basename(command[0]) == "tf_serving_entrypoint.sh":
+        # /usr/bin/tf_serving_entrypoint.sh of the official image: the shell expands ${VAR} at run time.
+        model_name = env.get("MODEL_NAME", "model")
+        base = env.get("MODEL_BASE_PATH", "/models")
+        implicit = [f"--model_name={model_name}", f"--model_base_path={base}/{model_name}"]
+        return implicit + command[1:] + args, "MODEL_BASE_PATH/MODEL_NAME"
+    if posixpath.basename(command[0]) == "tensorflow_model_server":
+        return command[1:] + args, "args"
+    return None, f"command {command[0]!r} is not tensorflow_model_server or tf_serving_entrypoint.sh"
+
+
+# --- the model config file ---------------------------------------------------------------------------------
+
+def _config_source(path: str, container: dict, spec: dict, where: str) -> tuple[str | None, str | None, str]:
+    """(configmap name, key, reason): where the file at `path` comes from."""
+    best = None
+    for mount in _list(container.get("volumeMounts"), f"{where}.volumeMounts"):
+        mount = _dict(mount, f"{where}.volumeMounts[]")
+        mount_path = mount.get("mountPath")
+        if not isinstance(mount_path, str) or not mount_path:
+            continue
+        root = mount_path.rstrip("/") or "/"
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            if best is None or len(root) > len(best[0]):
+                best = (root, mount)
+    if best is None:
+        return None, None, f"{path} is not on a mounted volume"
+    root, mount = best
+    if mount.get("subPathExpr"):
+        return None, None, f"{path} is mounted with subPathExpr"
+    rel = posixpath.relpath(path, root) if path != root else ""
+    sub_path = mount.get("subPath") or ""
+    rel = posixpath.normpath(posixpath.join(sub_path, rel)) if sub_path else rel
+    volume = next((v for v in _list(spec.get("volumes"), "spec.template.spec.volumes")
+                   if isinstance(v, dict) and v.get("name") == mount.get("name")), None)
+    if volume is None:
+        return None, None, f"volume {mount.get('name')!r} is not defined"
+    sources = []
+    if isinstance(volume.get("configMap"), dict):
+        sources.append(volume["configMap"])
+    elif isinstance(volume.get("projected"), dict):
+        sources = [s["configMap"] for s in _list(volume["projected"].get("sources"), "projected.sources")
+                   if isinstance(s, dict) and isinstance(s.get("configMap"), dict)]
+    if not sources:
+        return None, None, f"{path} is on volume {mount.get('name')!r}, which is not a ConfigMap"
+    for source in sources:
+        name = source.get("name")
+        items = source.get("items")
+        if isinstance(items, list) and items:
+            key = next((i.get("key") for i in items if isinstance(i, dict) and i.get("path") == rel), None)
+        else:
+            key = rel if rel and "/" not in rel else None
+        if isinstance(name, str) and isinstance(key, str):
+            return name, key, ""
+    return None, None, f"{path} is not a key of the ConfigMap mounted at {root}"
+
+
+def _configmap_text(configmap: Mapping, key: str) -> str | None:
+    data = configmap.get("data") or {}
+    if isinstance(data, Mapping) and isinstance(data.get(key), str):
+        return data[key]
+    binary = configmap.get("binaryData") or {}
+    if isinstance(binary, Mapping) and isinstance(binary.get(key), str):
+        try:
+            return base64.b64decode(binary[key], validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return None
+
+
+# --- the whole container -----------------------------------------------------------------------------------
+
+def serving_containers(deployment: object, namespace: str, repositories: tuple[str, ...],
+                       read_configmap: ConfigMapReader | None, deadline: float) -> list[ServingContainer]:
+    """Every TF Serving container of the Deployment with what it will load; Malformed for a broken object."""
+    spec = pod_spec(deployment)
+    out = []
+    for index, container in enumerate(containers(deployment)):
+        image = container.get("image")
+        if not isinstance(image, str) or not is_tfserving_image(image, repositories):
+            continue
+        name = container.get("name") if isinstance(container.get("name"), str) else f"#{index}"
+        out.append(_serving_container(container, name, image, spec, namespace, read_configmap, deadline))
+    return out
+
+
+def _serving_container(container: dict, name: str, image: str, spec: dict, namespace: str,
+                       read_configmap: ConfigMapReader | None, deadline: float) -> ServingContainer:
+    where = f"container {name!r}"
+    env, indirect = _container_env(container, where)
+    resources = _dict(container.get("resources"), f"{where}.resources")
+    base = ServingContainer(
+        name=name, image=image, env=env, indirect_env=indirect,
+        env_from=bool(_list(container.get("envFrom"), f"{where}.envFrom")),
+        limits=_dict(resources.get("limits"), f"{where}.resources.limits"),
+        requests=_dict(resources.get("requests"), f"{where}.resources.requests"),
+    )
+    command = _strings(container.get("command"), f"{where}.command")
+    args = _strings(container.get("args"), f"{where}.args")
+    unknown: set[str] = set()
+    expanded = []
+    for item in command + args:
+        text, refs = expand(item, env, indirect)
+        expanded.append(text)
+        unknown |= refs
+    command, args = expanded[:len(command)], expanded[len(command):]
+    argv, source = _entrypoint_argv(command, args, env)
+    if argv is None:
+        return _replace(base, unresolved=(source,))
+    flags = parse_flags(argv)
+    for flag, value in flags.items():
+        if any(f"$({var})" in value for var in unknown):
+            return _replace(base, unresolved=(f"--{flag} uses a variable set from a Secret or ConfigMap",))
+    if source != "args" and "model_config_file" not in flags:
+        if {"MODEL_NAME", "MODEL_BASE_PATH"} & indirect:
+            return _replace(base, unresolved=("MODEL_NAME/MODEL_BASE_PATH are set from a Secret or ConfigMap",))
+        if base.env_from and not {"MODEL_NAME", "MODEL_BASE_PATH"} <= env.keys():
+            return _replace(base, unresolved=("envFrom may set MODEL_NAME/MODEL_BASE_PATH",))
+    if "model_config_file" in flags:
+        models, problem = _models_from_file(flags["model_config_file"], container, spec, namespace,
+                                            read_configmap, deadline, where)
+        return _replace(base, models=models, unresolved=(problem,) if problem else ())
+    if not flags.get("model_base_path"):
+        return _replace(base, unresolved=("it sets neither --model_base_path nor --model_config_file",))
+    model = ServedModel(name=flags.get("model_name") or "default", base_path=flags["model_base_path"],
+                        source="--model_base_path" if source == "args" else source)
+    return _replace(base, models=(model,))
+
+
+def _models_from_file(path: str, container: dict, spec: dict, namespace: str,
+                      read_configmap: ConfigMapReader | None, deadline: float,
+                      where: str) -> tuple[tuple[ServedModel, ...], str]:
+    configmap_name, key, reason = _config_source(path, container, spec, where)
+    if configmap_name is None:
+        return (), f"--model_config_file {reason}"
+    origin = f"ConfigMap {namespace}/{configmap_name} key {key}"
+    if read_configmap is None:
+        return (), f"cannot read {origin}: no Kubernetes API access"
+    if time.monotonic() >= deadline:
+        return (), f"cannot read {origin}: out of time"
+    try:
+        configmap = read_configmap(namespace, configmap_name, deadline)
+    except ConfigMapError as exc:
+        return (), f"cannot read {origin}: {exc}"
+    if configmap is None:
+        return (), f"ConfigMap {namespace}/{configmap_name} (--model_config_file) does not exist"
+    text = _configmap_text(configmap, key)
+    if text is None:
+        return (), f"ConfigMap {namespace}/{configmap_name} has no key {key} (--model_config_file)"
+    try:
+        entries = parse_model_server_config(text)
+    except ModelConfigError as exc:
+        raise InvalidModelConfig(origin, str(exc)) from None
+    if not entries:
+        raise InvalidModelConfig(origin, "it lists no models")
+    return tuple(_served(entry, origin) for entry in entries), ""
+
+
+class InvalidModelConfig(ValueError):
+    """The model config file exists but TF Serving would refuse it (a finding, not an unresolved case)."""
+
+    def __init__(self, origin: str, reason: str):
+        super().__init__(f"{origin}: {reason}")
+        self.origin = origin
+        self.reason = reason
+
+
+def _served(entry: ModelEntry, origin: str) -> ServedModel:
+    return ServedModel(name=entry.name, base_path=entry.base_path, policy=entry.policy, labels=entry.labels,
+                       source=origin)
+
+
+def _replace(container: ServingContainer, **changes) -> ServingContainer:
+    return dataclasses.replace(container, **changes)
+
+
+# --- the Kubernetes API ------------------------------------------------------------------------------------
+
+class KubernetesConfigMaps:
+    """Reads ConfigMaps with the `kubernetes` client (in-cluster config, else KUBECONFIG); get only."""
+
+    def __init__(self, api_client=None):
+        from kubernetes import client
+
+        self._api = client.CoreV1Api(api_client) if api_client is not None else client.CoreV1Api()
+
+    @classmethod
+    def from_environment(cls) -> KubernetesConfigMaps | None:
+        """None when neither in-cluster credentials nor a kubeconfig exist (local use)."""
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            try:
+                config.load_kube_config(client_configuration=configuration)
+            except (config.ConfigException, FileNotFoundError, OSError, TypeError, ValueError):
+                return None
+        configuration.retries = 0
+        return cls(client.ApiClient(configuration))
+
+    def __call__(self, namespace: str, name: str, deadline: float) -> Mapping | None:
+        from kubernetes.client.exceptions import ApiException
+
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.05:
+            raise ConfigMapError("out of time")
+        try:
+            result = self._api.read_namespaced_config_map(name, namespace, _preload_content=False,
+                                                          _request_timeout=(min(remaining, 2.0), remaining))
+            body = json.loads(result.data)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise ConfigMapError(f"the API server answered {exc.status} {exc.reason}") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigMapError(type(exc).__name__) from None
+        except Exception as exc:  # noqa: BLE001 - urllib3 timeouts/protocol errors are not OSError subclasses
+            raise ConfigMapError(type(exc).__name__) from None
+        if not isinstance(body, dict):
+            raise ConfigMapError("the API server returned something that is not a ConfigMap")
+        return {"data": body.get("data") or {}, "binaryData": body.get("binaryData") or {}}

@@ -1,0 +1,53 @@
+"""The gunicorn configuration the webhook is served with (see docs/webhook.md for the measurements).
+
+gthread, ONE worker process and many threads:
+- one process keeps the check cache and single-flight in one place, so 50 identical concurrent admissions
+  make one S3 check (a second worker would make its own);
+- gunicorn's gthread worker hands a connection to a thread as soon as it is accepted and that thread waits
+  for request bytes; kept-alive connections that are busy or slow to send hold threads, and with
+  workers x threads below the number of concurrent keep-alive connections requests queue behind them
+  (measured: 2 x 4 stalls from 16 concurrent keep-alive clients). The API server reuses connections, so
+  threads are sized well above the concurrent connections expected from the API servers (64), and the
+  keep-alive timeout is above Go's 90 s idle timeout so the server never closes a connection the client is
+  about to reuse (a POST on a just-closed connection is not retried by Go and fails the admission).
+"""
+
+from __future__ import annotations
+
+import os
+
+from webhook.tls import gunicorn_ssl_context
+
+WORKERS = 1
+THREADS = 64
+KEEPALIVE_SECONDS = 120
+WORKER_CONNECTIONS = 1000
+
+
+def options(bind: str, certfile: str | None = None, keyfile: str | None = None, *,
+            threads: int = THREADS, workers: int = WORKERS, keepalive: int = KEEPALIVE_SECONDS,
+            loglevel: str = "info", accesslog: str | None = None) -> dict:
+    settings = {
+        "bind": [bind],
+        "worker_class": "gthread",
+        "workers": workers,
+        "threads": threads,
+        "keepalive": keepalive,
+        "worker_connections": WORKER_CONNECTIONS,
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "max_requests": 0,
+        "limit_request_line": 8190,
+        "limit_request_fields": 100,
+        "loglevel": loglevel,
+        "errorlog": "-",
+        "accesslog": accesslog,
+        "proc_name": "tfs-webhook",
+        # The read-only root filesystem has an emptyDir at /tmp; gunicorn's heartbeat files go there.
+        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+        "forwarded_allow_ips": "",
+        "control_socket_disable": True,  # gunicorn 24+ would create ~/.gunicorn/ (read-only root FS)
+    }
+    if certfile:
+        settings.update(certfile=certfile, keyfile=keyfile, ssl_context=gunicorn_ssl_context)
+    return {key: value for key, value in settings.items() if value is not None}

@@ -1,0 +1,37 @@
+"""Prometheus metrics, one registry per app (so several apps can live in one process, e.g. in tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.admissions = Counter(
+            "tfs_webhook_admissions", "Admission decisions by verdict and deciding check.",
+            ["verdict", "check"], registry=self.registry)
+        self.latency = Histogram(
+            "tfs_webhook_admission_duration_seconds", "Time to decide one admission request.",
+            buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.s3_checks = Counter(
+            "tfs_webhook_s3_checks", "SavedModel checks run against S3 (cache misses).",
+            registry=self.registry)
+        self.s3_requests = Counter(
+            "tfs_webhook_s3_requests", "S3 requests made by SavedModel checks.", registry=self.registry)
+        self.s3_errors = Counter(
+            "tfs_webhook_s3_errors", "SavedModel checks that could not verify storage.", registry=self.registry)
+        self.cache = Counter(
+            "tfs_webhook_cache_lookups", "Check-cache lookups by result (hit, shared, miss).",
+            ["cache", "result"], registry=self.registry)
+        self.bad_requests = Counter(
+            "tfs_webhook_bad_requests", "Requests refused before a decision, by HTTP status.",
+            ["status"], registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,321 @@
+"""S3 access for the checks: one boto3 client per endpoint, path-style, SigV4, explicit timeouts, our own
+retry budget inside the caller's deadline, and request/byte counting through botocore events.
+
+Configuration follows TF Serving's S3 file system (tensorflow/core/platform/s3/s3_file_system.cc):
+S3_ENDPOINT (host:port), S3_USE_HTTPS ("0" means http, anything else https, https when unset), S3_VERIFY_SSL
+("0" disables verification), AWS_REGION then S3_REGION, and the AWS credential variables."""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+_RETRYABLE_CODES = {
+    "SlowDown",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestTimeout",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeTooSkewed",
+}
+_MIN_USEFUL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where the models live and how to authenticate; `from_env` reads the environment TF Serving reads."""
+
+    endpoint_url: str | None
+    region: str = "us-east-1"
+    verify_ssl: bool = True
+    access_key: str | None = None
+    secret_key: str | None = None
+    session_token: str | None = None
+    anonymous: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], endpoint_url: str | None = None) -> S3Settings:
+        endpoint = endpoint_url or _endpoint_from_env(env)
+        region = env.get("AWS_REGION") or env.get("S3_REGION") or "us-east-1"
+        verify = env.get("S3_VERIFY_SSL", "1")[:1] != "0"
+        return cls(
+            endpoint_url=endpoint,
+            region=region,
+            verify_ssl=verify,
+            access_key=env.get("AWS_ACCESS_KEY_ID") or None,
+            secret_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            session_token=env.get("AWS_SESSION_TOKEN") or None,
+        )
+
+    def describe(self) -> str:
+        return self.endpoint_url or f"AWS S3 ({self.region})"
+
+
+def _endpoint_from_env(env: Mapping[str, str]) -> str | None:
+    endpoint = (env.get("S3_ENDPOINT") or "").strip()
+    if not endpoint:
+        return None
+    if "://" in endpoint:
+        return endpoint.rstrip("/")
+    scheme = "http" if env.get("S3_USE_HTTPS", "1")[:1] == "0" else "https"
+    return f"{scheme}://{endpoint.rstrip('/')}"
+
+
+class StorageError(Exception):
+    """The storage did not give a usable answer: the check cannot decide (never reported as "missing")."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = (
+            kind  # unreachable | access-denied | throttled | timed-out | connection-reset | server-error
+        )
+        self.message = message
+
+
+class NoSuchBucket(Exception):
+    """The bucket does not exist: a definite answer (the model cannot load), not a storage failure."""
+
+
+class NoSuchKey(Exception):
+    """A listed object vanished before it was read."""
+
+
+# -- metering ---------------------------------------------------------------------------------------------
+
+
+class Meter:
+    """Requests sent and response bytes received while it is active (see `metering`)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes_received = 0
+
+
+_active_meters: contextvars.ContextVar[tuple[Meter, ...]] = contextvars.ContextVar(
+    "savedmodel_meters", default=()
+)
+
+
+@contextmanager
+def metering(meter: Meter) -> Iterator[Meter]:
+    """Count the S3 traffic of this thread/context into `meter` (meters nest)."""
+    token = _active_meters.set(_active_meters.get() + (meter,))
+    try:
+        yield meter
+    finally:
+        _active_meters.reset(token)
+
+
+def _count_request(**_: Any) -> None:
+    for meter in _active_meters.get():
+        meter.requests += 1
+
+
+def _count_response(response_dict: dict | None = None, **_: Any) -> None:
+    if not response_dict:
+        return
+    headers = response_dict.get("headers") or {}
+    length = headers.get("content-length")
+    if length is None:
+        body = response_dict.get("body")
+        size = len(body) if isinstance(body, bytes | bytearray) else 0
+    else:
+        size = int(length)
+    for meter in _active_meters.get():
+        meter.bytes_received += size
+
+
+# -- the store --------------------------------------------------------------------------------------------
+
+
+class S3Store:
+    """Thread-safe S3 reads with a deadline: list pages and ranged GETs, retried within the deadline."""
+
+    def __init__(
+        self,
+        settings: S3Settings,
+        *,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 5.0,
+        max_attempts: int = 3,
+    ) -> None:
+        if connect_timeout <= 0 or read_timeout <= 0 or max_attempts < 1:
+            raise ValueError("timeouts must be positive and max_attempts at least 1")
+        self.settings = settings
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_attempts = max_attempts
+        self._clients: dict[tuple[float, float], Any] = {}
+        self._session = (
+            boto3.session.Session()
+        )  # shared: a client from a new session costs ~70 ms, ~4 ms here
+        self._lock = threading.Lock()
+        self._client(connect_timeout, read_timeout)  # now: a bad endpoint fails here, not mid-check
+
+    # Clients are thread-safe; one per (connect, read) timeout pair, so a call close to the deadline gets
+    # socket timeouts that end before it.
+    def _client(self, connect: float, read: float):
+        key = (_tenths_down(connect), _tenths_down(read))  # never longer than asked (except below 0.1 s)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                if len(self._clients) > 32:
+                    self._clients.clear()
+                client = self._make_client(*key)
+                self._clients[key] = client
+            return client
+
+    def _make_client(self, connect: float, read: float):
+        s = self.settings
+        config = Config(
+            s3={"addressing_style": "path"},
+            signature_version=UNSIGNED if s.anonymous else "s3v4",
+            connect_timeout=max(connect, 0.1),
+            read_timeout=max(read, 0.1),
+            retries={"total_max_attempts": 1, "mode": "standard"},  # we retry ourselves, inside the deadline
+            tcp_keepalive=True,
+        )
+        client = self._session.client(
+            "s3",
+            endpoint_url=s.endpoint_url,
+            region_name=s.region,
+            verify=s.verify_ssl,
+            aws_access_key_id=s.access_key,
+            aws_secret_access_key=s.secret_key,
+            aws_session_token=s.session_token,
+            config=config,
+        )
+        client.meta.events.register("before-send.s3", _count_request)
+        client.meta.events.register("response-received.s3", _count_response)
+        return client
+
+    def list_page(
+        self,
+        bucket: str,
+        prefix: str,
+        *,
+        delimiter: str | None,
+        token: str | None,
+        max_keys: int,
+        deadline: float | None,
+    ) -> dict:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        if token:
+            kwargs["ContinuationToken"] = token
+        return self._call(lambda c: c.list_objects_v2(**kwargs), deadline, f"list s3://{bucket}/{prefix}")
+
+    def get_range(self, bucket: str, key: str, start: int, end: int, *, deadline: float | None) -> bytes:
+        """Bytes [start, end) of an object (end exclusive)."""
+
+        def fetch(client) -> bytes:
+            response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+            with response["Body"] as body:
+                data = body.read()
+            if response["ResponseMetadata"].get("HTTPStatusCode") == 200 and "ContentRange" not in response:
+                return data[start:end]  # a server that ignores Range sends the whole object
+            return data
+
+        return self._call(fetch, deadline, f"read s3://{bucket}/{key}")
+
+    def _call(self, operation, deadline: float | None, what: str):
+        started = time.monotonic()
+        last: StorageError | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            connect, read = self.connect_timeout, self.read_timeout
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining < _MIN_USEFUL_SECONDS:
+                    raise _timed_out(what, started, last)
+                connect, read = min(connect, remaining), min(read, remaining)
+            try:
+                return operation(self._client(connect, read))
+            except ClientError as exc:
+                last = _classify_client_error(exc, what)
+            except NoCredentialsError as exc:
+                raise StorageError("access-denied", f"cannot {what}: no S3 credentials found") from exc
+            except (EndpointConnectionError, ConnectTimeoutError) as exc:
+                last = StorageError(
+                    "unreachable", f"cannot {what}: {self.settings.describe()} is unreachable ({_short(exc)})"
+                )
+            except ReadTimeoutError as exc:
+                last = StorageError(
+                    "timed-out", f"cannot {what}: no answer within {read:.1f} s ({_short(exc)})"
+                )
+            except (ConnectionClosedError, ConnectionError, OSError) as exc:
+                last = StorageError(
+                    "connection-reset", f"cannot {what}: the connection was reset ({_short(exc)})"
+                )
+            except BotoCoreError as exc:
+                last = StorageError("connection-reset", f"cannot {what}: {_short(exc)}")
+            if last.kind not in ("unreachable", "timed-out", "connection-reset", "throttled", "server-error"):
+                raise last
+            if attempt == self.max_attempts:
+                break
+            pause = min(0.05 * 2 ** (attempt - 1), 0.5) * (0.5 + random.random())
+            if deadline is not None and time.monotonic() + pause + _MIN_USEFUL_SECONDS >= deadline:
+                raise _timed_out(what, started, last)
+            time.sleep(pause)
+        assert last is not None
+        raise StorageError(last.kind, f"{last.message}; gave up after {self.max_attempts} attempts")
+
+
+def _tenths_down(seconds: float) -> float:
+    return max(math.floor(seconds * 10) / 10, 0.1)
+
+
+def _timed_out(what: str, started: float, last: StorageError | None) -> StorageError:
+    elapsed = time.monotonic() - started
+    detail = f" (last error: {last.message})" if last else ""
+    return StorageError(
+        "timed-out", f"timed out after {elapsed:.1f} s: the deadline ended before we could {what}{detail}"
+    )
+
+
+def _classify_client_error(exc: ClientError, what: str):
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code == "NoSuchBucket":
+        raise NoSuchBucket(what) from exc
+    if code in ("NoSuchKey", "404") or (status == 404 and what.startswith("read")):
+        raise NoSuchKey(what) from exc
+    if status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return StorageError(
+            "access-denied",
+            f"cannot {what}: access denied ({code or status}); check the credentials and the bucket policy",
+        )
+    if code in ("SlowDown", "Throttling", "ThrottlingException") or status in (429, 503):
+        return StorageError(
+            "throttled", f"cannot {what}: the server is throttling requests ({code or status})"
+        )
+    if status >= 500 or code in _RETRYABLE_CODES:
+        return StorageError("server-error", f"cannot {what}: server error {status} {code}".rstrip())
+    return StorageError("rejected", f"cannot {what}: the server answered {status} {code}".rstrip())
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

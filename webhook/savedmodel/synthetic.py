@@ -1,0 +1,45 @@
+"""Synthetic SavedModels built from real ones, for tests, benchmarks and the demo (no TensorFlow needed).
+
+`pad_graph_def` grows the GraphDef of every MetaGraph with one large Const node, the way a model with big
+embedded constants looks: the signatures still come after the GraphDef, so a reader must skip it to
+reach them.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .pbwire import LEN, BytesSource, encode_len, encode_uint, iter_fields
+
+DT_UINT8 = 4
+
+
+def const_node(name: str, size: int, seed: int = 0) -> bytes:
+    """A NodeDef `name = Const(value=<size random bytes as a uint8 tensor>)`."""
+    content = random.Random(seed).randbytes(size)
+    shape = encode_len(2, encode_uint(1, size))  # TensorShapeProto.dim { size }
+    tensor = encode_uint(1, DT_UINT8) + encode_len(2, shape) + encode_len(4, content)
+    attr_value = encode_len(8, tensor)  # AttrValue.tensor
+    attr_entry = encode_len(1, b"value") + encode_len(2, attr_value)
+    return encode_len(1, name.encode()) + encode_len(2, b"Const") + encode_len(5, attr_entry)
+
+
+def _rewrite(data: bytes, number: int, change) -> bytes:
+    """Re-encode a message, passing the payload of every LEN field `number` through `change`."""
+    out = bytearray()
+    for f in iter_fields(BytesSource(data)):
+        if f.number == number and f.wire_type == LEN:
+            out += encode_len(number, change(data[f.start : f.end]))
+        else:
+            out += data[f.offset : f.end]
+    return bytes(out)
+
+
+def pad_graph_def(saved_model: bytes, extra_bytes: int, seed: int = 0) -> bytes:
+    """`saved_model` with about `extra_bytes` more GraphDef in each MetaGraph."""
+    node = encode_len(1, const_node("synthetic_padding", extra_bytes, seed))  # GraphDef.node
+
+    def grow_meta_graph(meta_graph: bytes) -> bytes:
+        return _rewrite(meta_graph, 2, lambda graph_def: graph_def + node)
+
+    return _rewrite(saved_model, 2, grow_meta_graph)

@@ -1,0 +1,31 @@
+"""Run an app factory under gunicorn with the settings of webhook.gunicorn_conf (no config file on disk)."""
+
+from __future__ import annotations
+
+import importlib
+
+from gunicorn.app.base import BaseApplication
+
+from webhook.gunicorn_conf import options
+
+APPS = {"validate": "webhook.app:create_app", "allow-all": "webhook.app:create_allow_all_app"}
+
+
+class WebhookServer(BaseApplication):
+    def __init__(self, factory: str, settings: dict):
+        self.factory = factory
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.settings.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        module_name, _, attribute = self.factory.partition(":")
+        return getattr(importlib.import_module(module_name), attribute)()
+
+
+def run(bind: str, certfile: str | None = None, keyfile: str | None = None, *, app: str = "validate",
+        **overrides) -> None:
+    WebhookServer(APPS[app], options(bind, certfile, keyfile, **overrides)).run()
