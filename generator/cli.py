@@ -74,7 +74,8 @@ def generate(catalogue_path: Path, output_dir: Path, output_format: str) -> None
     try:
         result = tree.write(render.render(catalogue), output_dir)
     except OSError as exc:
-        raise click.ClickException(f"cannot write {exc.filename or output_dir}: {exc.strerror or exc}") from None
+        where = exc.filename or output_dir
+        raise click.ClickException(f"cannot write {where}: {exc.strerror or exc}") from None
     if output_format == "json":
         click.echo(
             json.dumps(

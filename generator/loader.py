@@ -9,7 +9,7 @@ from pathlib import Path as FilePath
 
 from generator import catalogue as model
 from generator import rules, schema, webhook_wiring
-from generator.problems import CatalogueError, Problem, json_path
+from generator.problems import CatalogueError, Problem
 from generator.yamlsource import MAX_BYTES, Document, parse
 
 
@@ -69,15 +69,33 @@ def _build(document: Document, source: str) -> tuple[model.Catalogue, list[Probl
 
 
 def _webhook_problems(catalogue: model.Catalogue, document: Document) -> list[Problem]:
+    if catalogue.webhook is None:
+        return []
+    position = document.position(("webhook",))
     problems = []
+    # The webhook validates every TF Serving Deployment of its cluster: two in one cluster would overlap.
+    first_on: dict[str, str] = {}
+    for environment in catalogue.environments:
+        if environment.name not in catalogue.webhook.environments:
+            continue
+        other = first_on.setdefault(environment.cluster, environment.name)
+        if other != environment.name:
+            message = (
+                f"environments {other!r} and {environment.name!r} both get the webhook in cluster "
+                f"{environment.cluster}; it validates every TF Serving Deployment of its cluster, "
+                f"so enable it for one of them (webhook.environments) or give them different clusters"
+            )
+            problems.append(Problem(*position, "$.webhook", message))
+    failures: dict[str, list[str]] = {}
     for environment in catalogue.environments:
         try:
             webhook_wiring.settings_for(catalogue, environment)
         except (LookupError, ValueError, TypeError) as exc:
-            path = ("webhook",)
-            problems.append(
-                Problem(*document.position(path), json_path(path), f"environment {environment.name!r}: {exc}")
-            )
+            failures.setdefault(str(exc), []).append(environment.name)
+    for message, environments in failures.items():
+        if len(environments) < len(catalogue.webhook.environments):
+            message += f" (environments: {', '.join(environments)})"
+        problems.append(Problem(*position, "$.webhook", message))
     return problems
 
 

@@ -15,6 +15,7 @@ from generator.problems import Path, Problem, json_path
 from generator.yamlsource import Document
 
 RESERVED_ENVIRONMENT_NAMES = frozenset({"base", "components"})
+RESERVED_MODEL_NAMES = frozenset({"tfs-webhook"})
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -64,7 +65,13 @@ def check_structure(document: Document) -> list[Problem]:
                 ("environments", index, "name"), f"{name!r} is reserved (overlays/{name}/ holds shared parts)"
             )
     _unique_destinations(document, data, report)
-    _unique_names(document, data.get("models"), "models", "model", report)
+    models = _unique_names(document, data.get("models"), "models", "model", report)
+    for name, index in models.items():
+        if name in RESERVED_MODEL_NAMES:
+            report(
+                ("models", index, "name"),
+                f"{name!r} is reserved (the webhook's Argo CD Application is <env>.{name})",
+            )
     for index, model in _items(data.get("models")):
         base_path = _name(model, "basePath")
         if base_path and base_path.startswith("s3://"):

@@ -59,14 +59,10 @@ def _describe(error: ValidationError, document: Document) -> list[Problem]:
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return [Problem(*document.position(path), json_path(path), f"missing required key {missing!r}")]
-    if kind == "propertyNames":
-        key = instance
-        parent = path
-        message = _message(error.context[0]) if error.context else f"invalid key {key!r}"
+    if "propertyNames" in error.schema_path and isinstance(instance, str):
+        key_path = (*path, instance)
         return [
-            Problem(
-                *document.key_position((*parent, key)), json_path((*parent, key)), f"invalid key: {message}"
-            )
+            Problem(*document.key_position(key_path), json_path(key_path), f"invalid key: {_message(error)}")
         ]
     if kind in ("anyOf", "oneOf"):
         deepest = _deepest_branch(error)

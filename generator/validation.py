@@ -219,6 +219,15 @@ def _kubeconform(program: str, target: str, objects: list[dict]) -> list[Finding
         resource = f"{result.get('kind', '?')} {result.get('name', '?')}"
         errors = result.get("validationErrors") or [{"path": "", "msg": result.get("msg", "invalid")}]
         for error in errors:
-            path = "$" + (error.get("path") or "").replace("/", ".")
+            path = json_path(tuple(_pointer_parts(error.get("path") or "")))
             findings.append(Finding(target, resource, path, error.get("msg", "")))
     return findings
+
+
+def _pointer_parts(pointer: str) -> list[str | int]:
+    """A JSON pointer (/spec/containers/0) as path parts (spec, containers, 0)."""
+    parts: list[str | int] = []
+    for part in pointer.strip("/").split("/") if pointer.strip("/") else []:
+        part = part.replace("~1", "/").replace("~0", "~")
+        parts.append(int(part) if part.isdigit() else part)
+    return parts

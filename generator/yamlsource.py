@@ -94,7 +94,7 @@ def parse(text: bytes | str) -> tuple[Document | None, list[Problem]]:
     """Parse one YAML document of plain data. Returns (document, problems); document is None on problems."""
     if isinstance(text, bytes):
         if len(text) > MAX_BYTES:
-            return None, [Problem(1, 1, "$", f"file is {len(text)} bytes, over the {MAX_BYTES}-byte limit")]
+            return None, [Problem(1, 1, "$", f"the file is larger than the {MAX_BYTES}-byte limit")]
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:

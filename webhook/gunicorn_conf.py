@@ -16,8 +16,40 @@ from __future__ import annotations
 
 import os
 
+from gunicorn.workers import gthread
+
 from webhook.tls import gunicorn_ssl_context
 
+# After the TLS handshake, how long a thread waits for the request before handing the connection back to
+# the poller. Clients send the request right after the handshake; connections that stay silent are the
+# ones that would otherwise pin a thread until the client's idle timeout.
+REQUEST_AFTER_HANDSHAKE_SECONDS = 0.2
+_DEFER = getattr(gthread, "_DEFER", None)
+
+
+class ThreadWorker(gthread.ThreadWorker):
+    """gthread, except that a TLS connection that completed its handshake but sends no request waits in the
+    poller instead of in a worker thread (gunicorn 27 only waits for the first bytes, i.e. the ClientHello,
+    then blocks the thread reading the request)."""
+
+    def handle(self, conn):
+        if _DEFER is not None and self.cfg.is_ssl and not conn.initialized and not conn.data_ready:
+            if not conn.wait_for_data(gthread.DEFAULT_WORKER_DATA_TIMEOUT):
+                return _DEFER
+            try:
+                conn.sock.setblocking(True)
+                conn.init()  # the handshake
+            except (OSError, ValueError):
+                return False
+            if not conn.is_http2 and not conn.sock.pending():
+                conn.data_ready = False  # it was set by the ClientHello; now wait for the request itself
+                if not conn.wait_for_data(REQUEST_AFTER_HANDSHAKE_SECONDS):
+                    return _DEFER
+            conn.data_ready = True
+        return super().handle(conn)
+
+
+WORKER_CLASS = "webhook.gunicorn_conf.ThreadWorker" if _DEFER is not None else "gthread"
 WORKERS = 1
 THREADS = 64
 KEEPALIVE_SECONDS = 120
@@ -29,7 +61,7 @@ def options(bind: str, certfile: str | None = None, keyfile: str | None = None, 
             loglevel: str = "info", accesslog: str | None = None) -> dict:
     settings = {
         "bind": [bind],
-        "worker_class": "gthread",
+        "worker_class": WORKER_CLASS,
         "workers": workers,
         "threads": threads,
         "keepalive": keepalive,

@@ -253,7 +253,7 @@ def _hpa(deployment: Deployment) -> dict:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": BASE_NAME, "labels": dict(NAME_LABEL)},
+        "metadata": {"name": BASE_NAME, "labels": {**NAME_LABEL, **COMMON_LABELS}},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": BASE_NAME},
             "minReplicas": scaling.min_replicas,

@@ -33,6 +33,8 @@ def dump(document: dict | list, source: str) -> str:
 
 
 def dump_plain(document: dict | list) -> str:
+    if not document:
+        return "{}\n" if isinstance(document, dict) else "[]\n"
     lines: list[str] = []
     _emit(document, 0, lines)
     return "\n".join(lines) + "\n"

@@ -120,3 +120,11 @@ def test_unwritable_output_is_a_clear_error(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: cannot write ")
     assert "Traceback" not in result.output
+
+
+def test_oversized_catalogue_is_refused_without_reading_it_all(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models.yaml").write_bytes(b"# padding\n" * 500_000)
+    result = run("check")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("models.yaml:1:1: $: the file is larger than the 4194304-byte limit\n")

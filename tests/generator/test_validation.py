@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -91,3 +93,47 @@ def test_broken_kustomization_is_a_finding():
 def test_missing_kubectl_is_reported():
     with pytest.raises(validation.ToolMissing):
         validation.validate_tree({}, [], kubectl="no-such-kubectl")
+
+
+def test_kubeconform_results_become_findings(tmp_path, monkeypatch):
+    """kubeconform is not installable here: a stand-in prints its JSON report for one invalid object."""
+    report = {
+        "resources": [
+            {
+                "filename": "stdin",
+                "kind": "Service",
+                "name": "half-plus-two-tfserving",
+                "version": "v1",
+                "status": "statusValid",
+                "msg": "",
+            },
+            {
+                "filename": "stdin",
+                "kind": "Deployment",
+                "name": "half-plus-two-tfserving",
+                "version": "apps/v1",
+                "status": "statusInvalid",
+                "msg": "problem validating schema",
+                "validationErrors": [
+                    {"path": "/spec/template/spec/containers/0", "msg": "additional properties 'x'"}
+                ],
+            },
+        ]
+    }
+    fake = tmp_path / "kubeconform"
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    fake.write_text(f"#!/bin/sh\ncat >> {tmp_path}/stdin.yaml\ncat {tmp_path}/report.json\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    files = render.render(loader.load(TESTDATA / "catalogues" / "cpu-only" / "models.yaml"))
+    result = validation.validate_tree(files, ["dev"], use="kubeconform")
+    assert result.validator == "kubeconform"
+    assert {f.format() for f in result.findings} == {
+        "dev: Deployment half-plus-two-tfserving: $.spec.template.spec.containers[0]: "
+        "additional properties 'x'",
+        "dev/_argocd: Deployment half-plus-two-tfserving: $.spec.template.spec.containers[0]: "
+        "additional properties 'x'",
+        "dev/app-of-apps.yaml: Deployment half-plus-two-tfserving: $.spec.template.spec.containers[0]: "
+        "additional properties 'x'",
+    }
+    assert "kind: Deployment" in (tmp_path / "stdin.yaml").read_text()

@@ -39,7 +39,7 @@ def test_tags_merge_keys_and_duplicate_keys_are_refused():
 
 
 def test_size_depth_encoding_and_emptiness():
-    assert messages(b"#" * (MAX_BYTES + 1))[0].endswith(f"over the {MAX_BYTES}-byte limit")
+    assert messages(b"#" * (MAX_BYTES + 1))[0].endswith(f"larger than the {MAX_BYTES}-byte limit")
     assert messages(b"[" * (MAX_DEPTH + 5))[0].endswith(f"nested deeper than {MAX_DEPTH} levels")
     assert messages(b"a: \xff\n") == ["models.yaml:1:1: $: not UTF-8 text (invalid start byte at byte 3)"]
     assert messages(b"# only a comment\n") == ["models.yaml:1:1: $: the file is empty"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from generator import loader, render
 from generator.render.yamltext import dump_plain
@@ -106,3 +108,24 @@ def test_round_trip_of_rendered_documents(path):
 def test_number_like_and_boolean_words_are_quoted():
     text = dump_plain({"port": "8501", "flag": "true", "version": "2.6.2", "octal": "0o17", "y": "y"})
     assert text == 'port: "8501"\nflag: "true"\nversion: "2.6.2"\noctal: "0o17"\n"y": "y"\n'
+
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**53), max_value=2**53),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=20),
+    st.sampled_from(["true", "no", "~", "1.0", "0o7", "a: b", "- x", "#", "x\ny\n", "", " ", "@", "2.6.2"]),
+)
+_keys = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12)
+_documents = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _documents, max_size=5))
+def test_round_trip_property(document):
+    assert yaml.safe_load(dump_plain(document)) == document
