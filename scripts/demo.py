@@ -2,9 +2,10 @@
 
 1. The generator: models.yaml → overlays/ (into .demo/overlays), check, validate.
 2. The SavedModel checks: upload half_plus_two 00000123 where the catalogue says, verify and inspect it;
-   a partial 00000124 appears → invalid, naming what is missing.
-3. The admission webhook (if built): admit, deny the partial version as kubectl shows it, admit once
-   complete, deny a GPU image without a GPU.
+   a partial 00000124 → invalid, naming what is missing; completed → valid.
+3. The admission webhook (served by gunicorn over TLS) decides on the rendered Deployment: admitted; a
+   partial 00000124 appears → denied, as kubectl shows it; 00000124 completed → admitted; a GPU image
+   without a GPU → denied.
 Run from the repository root with the venv's bin/ on PATH (the Makefile does both).
 """
 
@@ -75,17 +76,54 @@ def demo_generator(env: dict[str, str]) -> Path:
     return out
 
 
-def demo_savedmodel(endpoint: S3Endpoint, env: dict[str, str]) -> None:
-    heading("2. SavedModel checks over S3")
+def expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise SystemExit(f"demo: expected {what}")
+
+
+def demo_story(endpoint: S3Endpoint, env: dict[str, str], overlays: Path) -> None:
+    heading("2. The origin's model in S3: half_plus_two 00000123")
     endpoint.client().create_bucket(Bucket=BUCKET)
-    print(f"The origin's model, half_plus_two version 00000123, uploaded to {BASE_PATH}/:")
     upload_version(endpoint, "00000123")
     run(["tfs-gitops", "verify", BASE_PATH, "--signature", "serving_default"], env)
-    run(["tfs-gitops", "inspect", BASE_PATH], env, show_lines=40)
-    print("\nAn upload of 00000124 is still in progress: only saved_model.pb has arrived.")
-    upload_version(endpoint, "00000124", only=("saved_model.pb",))
-    run(["tfs-gitops", "verify", BASE_PATH], env, expect=(1,))
-    run(["tfs-gitops", "verify", BASE_PATH, "--output", "json"], env, expect=(1,), show_lines=30)
+    run(["tfs-gitops", "inspect", BASE_PATH], env, show_lines=24)
+
+    story = _webhook_story(endpoint, overlays)
+    try:
+        if story:
+            heading("3. Argo CD syncs overlays/dev/half-plus-two (policy: all versions): the webhook decides")
+            expect(story.apply(), "the complete model to be admitted")
+
+        heading("4. A new version is being uploaded: 00000124 holds only saved_model.pb so far")
+        upload_version(endpoint, "00000124", only=("saved_model.pb",))
+        run(["tfs-gitops", "verify", BASE_PATH], env, expect=(1,))
+        if story:
+            expect(not story.apply(what="the same Deployment, re-synced"), "the partial version to be denied")
+
+        heading("5. The upload of 00000124 completes")
+        upload_version(endpoint, "00000124", only=("variables/variables.index",
+                                                   "variables/variables.data-00000-of-00001",
+                                                   "assets/foo.txt"))
+        run(["tfs-gitops", "verify", BASE_PATH, "--policy", "all"], env)
+        if story:
+            expect(story.apply(), "the completed model to be admitted")
+            heading("6. Someone switches to the GPU image but forgets the GPU")
+            from scripts.demo_webhook import without_gpu_but_gpu_image
+
+            expect(not story.apply(without_gpu_but_gpu_image(story.deployment), "GPU image, no GPU"),
+                   "a GPU image without a GPU to be denied")
+    finally:
+        if story:
+            story.close()
+
+
+def _webhook_story(endpoint: S3Endpoint, overlays: Path):
+    try:
+        from scripts.demo_webhook import WebhookStory
+    except ImportError:
+        print("\n(the admission webhook part of the demo is not available)")
+        return None
+    return WebhookStory(endpoint, overlays / "dev" / "half-plus-two", WORK / "webhook")
 
 
 def main() -> int:
@@ -95,14 +133,8 @@ def main() -> int:
         print(f"Embedded S3 (SeaweedFS) at {endpoint.url}")
         env = dict(os.environ, **endpoint.env())
         overlays = demo_generator(env)
-        demo_savedmodel(endpoint, env)
-        try:
-            from scripts import demo_webhook
-        except ImportError:
-            print("\n(the admission webhook part of the demo is not built yet)")
-        else:
-            demo_webhook.run_story(endpoint, env, overlays, upload_version)
-    heading("Done")
+        demo_story(endpoint, env, overlays)
+    heading("Done: generated, checked, validated; verified in S3; admitted, denied, admitted, denied")
     return 0
 
 

@@ -51,5 +51,6 @@ def s3_env(s3_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
 
 
 def pytest_report_header(config) -> str:
-    backend = os.environ.get("TFS_TEST_S3_BACKEND", "seaweedfs") if os.environ.get("TFS_TEST_S3_URL") else "seaweedfs"
-    return f"S3 backend: {backend}"
+    if not os.environ.get("TFS_TEST_S3_URL"):
+        return "S3 backend: seaweedfs"
+    return f"S3 backend: {os.environ.get('TFS_TEST_S3_BACKEND', 'external')}"

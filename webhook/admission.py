@@ -16,18 +16,36 @@ API_VERSION = "admission.k8s.io/v1"
 # (situation, HTTP status, what the body holds). The API server applies the failurePolicy to every non-200.
 RESPONSE_CONTRACT: tuple[tuple[str, int, str], ...] = (
     ("allowed", 200, "AdmissionReview, response.allowed=true, uid echoed; warnings for non-fatal findings"),
-    ("allowed with warning (cannot verify/resolve and the setting is warn)", 200,
-     "allowed=true, a warning (<=120 chars) and an auditAnnotation with the full reason"),
-    ("denied (a check failed)", 200,
-     "allowed=false, status.code 403, status.message: one line naming check, model, path, version, fix"),
-    ("denied (cannot verify/resolve and the setting is deny)", 200,
-     "allowed=false, status.code 503 (storage) or 422 (unresolvable), status.message says why"),
-    ("not a Deployment / not CREATE or UPDATE / no TF Serving container", 200,
-     "allowed=true, no warnings (matchConditions normally keep these away)"),
-    ("internal error (a bug in a check)", 200,
-     "as 'cannot verify': deny with status.code 500 or allow with a warning, per WEBHOOK_ON_UNVERIFIABLE"),
-    ("malformed request (not JSON, not an admission.k8s.io/v1 AdmissionReview, no request.uid)", 400,
-     'JSON {"error": "..."}'),
+    (
+        "allowed with warning (cannot verify/resolve and the setting is warn)",
+        200,
+        "allowed=true, a warning (<=120 chars) and an auditAnnotation with the full reason",
+    ),
+    (
+        "denied (a check failed)",
+        200,
+        "allowed=false, status.code 403, status.message: one line naming check, model, path, version, fix",
+    ),
+    (
+        "denied (cannot verify/resolve and the setting is deny)",
+        200,
+        "allowed=false, status.code 503 (storage) or 422 (unresolvable), status.message says why",
+    ),
+    (
+        "not a Deployment / not CREATE or UPDATE / no TF Serving container",
+        200,
+        "allowed=true, no warnings (matchConditions normally keep these away)",
+    ),
+    (
+        "internal error (a bug in a check)",
+        200,
+        "as 'cannot verify': deny with status.code 500 or allow with a warning, per WEBHOOK_ON_UNVERIFIABLE",
+    ),
+    (
+        "malformed request (not JSON, not an admission.k8s.io/v1 AdmissionReview, no request.uid)",
+        400,
+        'JSON {"error": "..."}',
+    ),
     ("body over the cap (4 MiB)", 413, 'JSON {"error": "..."}'),
     ("Content-Type is not application/json", 415, 'JSON {"error": "..."}'),
     ("method other than POST on /validate", 405, 'JSON {"error": "..."}'),
@@ -86,7 +104,9 @@ def parse_review(body: bytes) -> AdmissionRequest:
     if not isinstance(uid, str) or not uid or len(uid) > 256:
         raise BadRequest(400, "request.uid is missing")
     kind = request.get("kind")
-    if not isinstance(kind, dict) or not all(isinstance(kind.get(k, ""), str) for k in ("group", "version", "kind")):
+    if not isinstance(kind, dict) or not all(
+        isinstance(kind.get(k, ""), str) for k in ("group", "version", "kind")
+    ):
         raise BadRequest(400, "request.kind is missing")
     operation = request.get("operation")
     if not isinstance(operation, str):
@@ -97,9 +117,17 @@ def parse_review(body: bytes) -> AdmissionRequest:
         raise BadRequest(400, "request.namespace and request.name must be strings")
     dry_run = request.get("dryRun", False)
     return AdmissionRequest(
-        api_version=API_VERSION, uid=uid, group=kind.get("group", ""), version=kind.get("version", ""),
-        kind=kind.get("kind", ""), operation=operation, namespace=namespace, name=name,
-        object=request.get("object"), old_object=request.get("oldObject"), dry_run=dry_run is True,
+        api_version=API_VERSION,
+        uid=uid,
+        group=kind.get("group", ""),
+        version=kind.get("version", ""),
+        kind=kind.get("kind", ""),
+        operation=operation,
+        namespace=namespace,
+        name=name,
+        object=request.get("object"),
+        old_object=request.get("oldObject"),
+        dry_run=dry_run is True,
     )
 
 
@@ -129,9 +157,16 @@ def parse_timeout(text: str | None, default: float) -> float:
     return min(max(value, 0.1), 30.0)
 
 
-def build_review(deployment: dict, *, operation: str = "CREATE", namespace: str | None = None,
-                 old: dict | None = None, dry_run: bool = False, uid: str | None = None,
-                 username: str = "kubernetes-admin") -> dict:
+def build_review(
+    deployment: dict,
+    *,
+    operation: str = "CREATE",
+    namespace: str | None = None,
+    old: dict | None = None,
+    dry_run: bool = False,
+    uid: str | None = None,
+    username: str = "kubernetes-admin",
+) -> dict:
     """An admission.k8s.io/v1 AdmissionReview as the API server sends it for an apps/v1 Deployment."""
     metadata = deployment.get("metadata") or {}
     namespace = namespace or metadata.get("namespace") or "default"
@@ -143,7 +178,10 @@ def build_review(deployment: dict, *, operation: str = "CREATE", namespace: str 
         "apiVersion": API_VERSION,
         "request": {
             "uid": uid or str(uuid.uuid4()),
-            "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
+            "kind": gvk,
+            "resource": gvr,
+            "requestKind": gvk,
+            "requestResource": gvr,
             "name": metadata.get("name", ""),
             "namespace": namespace,
             "operation": operation,

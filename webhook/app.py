@@ -7,6 +7,7 @@ traceback and answered as the contract's "internal error" row, never as a 500 pa
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -19,7 +20,7 @@ from webhook.admission import BadRequest, Decision, parse_review, parse_timeout,
 from webhook.cache import TTLCache
 from webhook.checks.savedmodel import ModelVerifier
 from webhook.config import WebhookConfig
-from webhook.decide import Services, deadline_for, decide, internal_error
+from webhook.decide import Services, deadline_for, decide, decision_cache, internal_error
 from webhook.extract import ConfigMapError, ConfigMapReader, KubernetesConfigMaps
 from webhook.metrics import Metrics
 
@@ -31,6 +32,7 @@ def create_app(config: WebhookConfig | None = None, *, read_configmap: object = 
     """The webhook app. `read_configmap`: a ConfigMapReader, None (no Kubernetes API), or the default
     (in-cluster credentials, else KUBECONFIG)."""
     config = config if config is not None else WebhookConfig.from_env(os.environ)
+    importlib.import_module("webhook.savedmodel")  # ready means able to check: fail at start, not per request
     app = Flask("webhook")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     metrics = Metrics()
@@ -42,9 +44,15 @@ def create_app(config: WebhookConfig | None = None, *, read_configmap: object = 
         on_check=lambda report: _count_check(metrics, report),
         on_lookup=lambda how: metrics.cache.labels("savedmodel", how).inc(),
     )
-    services = Services(config=config, verifier=verifier, read_configmap=reader)
-    app.extensions["tfs_webhook"] = {"config": config, "metrics": metrics, "services": services,
-                                     "ready": threading.Event()}
+    services = Services(
+        config=config, verifier=verifier, read_configmap=reader, decisions=decision_cache(config)
+    )
+    app.extensions["tfs_webhook"] = {
+        "config": config,
+        "metrics": metrics,
+        "services": services,
+        "ready": threading.Event(),
+    }
     init_admission(app, services, metrics)
     init_health(app)
     init_metrics(app, metrics)
@@ -78,13 +86,19 @@ def _count_check(metrics: Metrics, report) -> None:
 
 def cached_reader(reader: ConfigMapReader, config: WebhookConfig) -> ConfigMapReader:
     """ConfigMap reads behind the same TTL/single-flight cache (missing ones cached for the shorter TTL)."""
-    cache: TTLCache = TTLCache(config.cache_ttl_seconds, config.negative_cache_ttl_seconds,
-                               is_positive=lambda value: value is not None)
+    cache: TTLCache = TTLCache(
+        config.cache_ttl_seconds,
+        config.negative_cache_ttl_seconds,
+        is_positive=lambda value: value is not None,
+    )
 
     def read(namespace: str, name: str, deadline: float):
         try:
-            value, _ = cache.get_or_compute((namespace, name), lambda: reader(namespace, name, deadline),
-                                            wait_timeout=max(deadline - time.monotonic(), 0.0))
+            value, _ = cache.get_or_compute(
+                (namespace, name),
+                lambda: reader(namespace, name, deadline),
+                wait_timeout=max(deadline - time.monotonic(), 0.0),
+            )
         except TimeoutError:
             raise ConfigMapError("out of time") from None
         return value
@@ -112,8 +126,14 @@ def init_admission(app: Flask, services: Services, metrics: Metrics) -> None:
         metrics.admissions.labels(decision.verdict, decision.check).inc()
         metrics.latency.observe(time.monotonic() - start)
         if not decision.allowed:
-            log.info("denied uid=%s %s/%s dryRun=%s: %s", review.uid, review.namespace, review.name,
-                     review.dry_run, decision.message)
+            log.info(
+                "denied uid=%r %r/%r dryRun=%s: %s",
+                review.uid,
+                review.namespace,
+                review.name,
+                review.dry_run,
+                decision.message,
+            )
         return jsonify(review_response(review.uid, decision))
 
 
@@ -134,8 +154,11 @@ def init_health(app: Flask) -> None:
 def init_metrics(app: Flask, metrics: Metrics) -> None:
     @app.get("/metrics")
     def metrics_endpoint():
-        return Response(metrics.render(), mimetype=metrics.content_type.split(";")[0],
-                        headers={"Content-Type": metrics.content_type})
+        return Response(
+            metrics.render(),
+            mimetype=metrics.content_type.split(";")[0],
+            headers={"Content-Type": metrics.content_type},
+        )
 
 
 def init_errors(app: Flask, metrics: Metrics) -> None:

@@ -24,8 +24,15 @@ class _Flight(Generic[T]):
 
 
 class TTLCache(Generic[T]):
-    def __init__(self, ttl: float, negative_ttl: float, *, is_positive: Callable[[T], bool] = bool,
-                 max_entries: int = 4096, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        ttl: float,
+        negative_ttl: float,
+        *,
+        is_positive: Callable[[T], bool] = bool,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self._is_positive = is_positive
@@ -35,8 +42,9 @@ class TTLCache(Generic[T]):
         self._flights: dict[Hashable, _Flight[T]] = {}
         self._lock = threading.Lock()
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], T], *,
-                       wait_timeout: float | None = None) -> tuple[T, str]:
+    def get_or_compute(
+        self, key: Hashable, compute: Callable[[], T], *, wait_timeout: float | None = None
+    ) -> tuple[T, str]:
         """(value, how): how is "hit", "shared" (waited for another caller's computation) or "miss".
 
         A waiter that runs out of `wait_timeout` raises TimeoutError; an exception in `compute` reaches

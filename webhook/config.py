@@ -50,7 +50,9 @@ class WebhookConfig:
             except EndpointError as exc:
                 raise ConfigError(f"WEBHOOK_DEFAULT_S3_ENDPOINT: {exc}") from None
             if default not in allowed.endpoints:
-                raise ConfigError(f"WEBHOOK_DEFAULT_S3_ENDPOINT {default.url} is not in WEBHOOK_ALLOWED_S3_ENDPOINTS")
+                raise ConfigError(
+                    f"WEBHOOK_DEFAULT_S3_ENDPOINT {default.url} is not in WEBHOOK_ALLOWED_S3_ENDPOINTS"
+                )
         images = tuple(_csv(env.get("WEBHOOK_TFSERVING_IMAGES", ""))) or ("tensorflow/serving",)
         marker = env.get("WEBHOOK_GPU_TAG_MARKER", "gpu").strip()
         if not marker:

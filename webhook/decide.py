@@ -1,11 +1,14 @@
-"""From an AdmissionRequest to a Decision: extract, run the checks (cheap local ones first), apply the config."""
+"""From an AdmissionRequest to a Decision: extract, run the checks (cheap local ones first), apply the
+configuration."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
 from webhook.admission import AdmissionRequest, Decision
+from webhook.cache import TTLCache
 from webhook.checks import CheckResult, Outcome, gpu_image, s3_support, savedmodel
 from webhook.config import WebhookConfig
 from webhook.extract import (
@@ -18,7 +21,11 @@ from webhook.extract import (
 from webhook.messages import clip, one_line, warning
 
 _UNDECIDED_CODES = {"on_unverifiable": 503, "on_unresolved": 422, "on_unknown_variant": 422}
-_AUDIT_KEYS = {"on_unverifiable": "unverified", "on_unresolved": "unresolved", "on_unknown_variant": "unresolved"}
+_AUDIT_KEYS = {
+    "on_unverifiable": "unverified",
+    "on_unresolved": "unresolved",
+    "on_unknown_variant": "unresolved",
+}
 
 
 @dataclass
@@ -26,6 +33,9 @@ class Services:
     config: WebhookConfig
     verifier: savedmodel.ModelVerifier
     read_configmap: ConfigMapReader | None
+    # Whole decisions by (namespace, serving fields, UPDATE-unchanged): the warm path. Its TTLs are the
+    # check cache's, so it is never staler than the S3 and ConfigMap results it was made from.
+    decisions: TTLCache | None = None
 
 
 def decide(request: AdmissionRequest, services: Services, deadline: float) -> Decision:
@@ -33,17 +43,55 @@ def decide(request: AdmissionRequest, services: Services, deadline: float) -> De
         return Decision(True, verdict="skipped")
     if (request.group, request.kind) != ("apps", "Deployment"):
         return Decision(True, verdict="skipped")
+    if services.decisions is None:
+        return _decide(request, services, deadline)
+    key = _decision_key(request, services.config)
+    if key is None:
+        return _decide(request, services, deadline)
+    decision, _ = services.decisions.get_or_compute(
+        key, lambda: _decide(request, services, deadline), wait_timeout=max(deadline - time.monotonic(), 0.0)
+    )
+    return decision
+
+
+def decision_cache(config: WebhookConfig) -> TTLCache:
+    return TTLCache(
+        config.cache_ttl_seconds,
+        config.negative_cache_ttl_seconds,
+        is_positive=lambda decision: decision.verdict in ("allowed", "skipped"),
+    )
+
+
+def _decision_key(request: AdmissionRequest, config: WebhookConfig) -> tuple | None:
+    fields = serving_fields(request.object, config.tfserving_images)
+    if fields is None:
+        return None
+    namespace = request.namespace or _metadata_namespace(request.object) or "default"
+    unchanged = request.operation == "UPDATE" and _same_serving(request, config)
+    try:
+        text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return namespace, unchanged, text
+
+
+def _decide(request: AdmissionRequest, services: Services, deadline: float) -> Decision:
     config = services.config
     namespace = request.namespace or _metadata_namespace(request.object) or "default"
     try:
-        found = serving_containers(request.object, namespace, config.tfserving_images,
-                                   services.read_configmap, deadline)
+        found = serving_containers(
+            request.object, namespace, config.tfserving_images, services.read_configmap, deadline
+        )
     except Malformed as exc:
         return _deny(CheckResult.failed("tfserving-webhook", f"the Deployment is malformed: {exc}"))
     except InvalidModelConfig as exc:
-        return _deny(CheckResult.failed(
-            savedmodel.NAME, f"{exc.origin} (--model_config_file) is not a valid ModelServerConfig: "
-                             f"{clip(exc.reason, 120)}; TF Serving would not start"))
+        return _deny(
+            CheckResult.failed(
+                savedmodel.NAME,
+                f"{exc.origin} (--model_config_file) is not a valid ModelServerConfig: "
+                f"{clip(exc.reason, 120)}; TF Serving would not start",
+            )
+        )
     if not found:
         return Decision(True, verdict="skipped")
 
@@ -108,12 +156,15 @@ def _allow(results: list[CheckResult]) -> Decision:
 
 
 def internal_error(config: WebhookConfig) -> Decision:
-    message = ("tfserving-webhook: internal error while checking this Deployment (see the webhook log); "
-               "retry, and report it if it persists")
+    message = (
+        "tfserving-webhook: internal error while checking this Deployment (see the webhook log); "
+        "retry, and report it if it persists"
+    )
     if config.on_unverifiable == "deny":
         return Decision(False, message=message, code=500, verdict="error", check="internal")
-    return Decision(True, warnings=(warning(message),), audit={"unverified": message}, verdict="error",
-                    check="internal")
+    return Decision(
+        True, warnings=(warning(message),), audit={"unverified": message}, verdict="error", check="internal"
+    )
 
 
 def deadline_for(timeout_seconds: float, config: WebhookConfig, start: float | None = None) -> float:

@@ -33,13 +33,22 @@ def free_port() -> int:
 
 
 class ServedWebhook:
-    def __init__(self, env: dict[str, str] | None = None, *, app: str = "validate", threads: int | None = None,
-                 workers: int | None = None,
-                 workdir: str | os.PathLike | None = None, startup_timeout: float = 20.0):
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        app: str = "validate",
+        threads: int | None = None,
+        workers: int | None = None,
+        stock_gthread: bool = False,
+        workdir: str | os.PathLike | None = None,
+        startup_timeout: float = 20.0,
+    ):
         self.env = env or {}
         self.app = app
         self.threads = threads
         self.workers = workers
+        self.stock_gthread = stock_gthread
         self.port = free_port()
         self.host = "127.0.0.1"
         self._own_dir = workdir is None
@@ -62,16 +71,31 @@ class ServedWebhook:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOK_")}
         env.update(self.env)
         env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
-        argv = [sys.executable, "-c", "from generator.cli import main; main()", "webhook", "serve",
-                "--bind", f"{self.host}:{self.port}", "--certfile", str(self.certs.cert),
-                "--keyfile", str(self.certs.key), "--app", self.app]
+        argv = [
+            sys.executable,
+            "-c",
+            "from generator.cli import main; main()",
+            "webhook",
+            "serve",
+            "--bind",
+            f"{self.host}:{self.port}",
+            "--certfile",
+            str(self.certs.cert),
+            "--keyfile",
+            str(self.certs.key),
+            "--app",
+            self.app,
+        ]
         if self.threads:
             argv += ["--threads", str(self.threads)]
         if self.workers:
             argv += ["--workers", str(self.workers)]
+        if self.stock_gthread:
+            argv.append("--stock-gthread")
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         self._wait_ready()
         return self
 
@@ -108,9 +132,14 @@ class ServedWebhook:
         finally:
             conn.close()
 
-    def post_raw(self, body: bytes, *, path: str = "/validate?timeout=10s",
-                 content_type: str = "application/json",
-                 conn: http.client.HTTPSConnection | None = None) -> tuple[int, bytes]:
+    def post_raw(
+        self,
+        body: bytes,
+        *,
+        path: str = "/validate?timeout=10s",
+        content_type: str = "application/json",
+        conn: http.client.HTTPSConnection | None = None,
+    ) -> tuple[int, bytes]:
         own = conn is None
         conn = conn or self.connection()
         try:

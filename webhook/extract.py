@@ -21,8 +21,14 @@ from dataclasses import dataclass, field
 from webhook.modelconfig import ModelConfigError, ModelEntry, Policy, parse_model_server_config
 
 _VALUE_FLAGS = ("model_name", "model_base_path", "model_config_file")
-_DOCKER_HUB_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "registry-1.docker.io/library/",
-                        "docker.io/", "index.docker.io/", "registry-1.docker.io/")
+_DOCKER_HUB_PREFIXES = (
+    "docker.io/library/",
+    "index.docker.io/library/",
+    "registry-1.docker.io/library/",
+    "docker.io/",
+    "index.docker.io/",
+    "registry-1.docker.io/",
+)
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -53,15 +59,16 @@ class ServingContainer:
     name: str
     image: str
     models: tuple[ServedModel, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)        # literal values only
-    indirect_env: frozenset[str] = frozenset()                  # set via valueFrom (unknown to us)
+    env: Mapping[str, str] = field(default_factory=dict)  # literal values only
+    indirect_env: frozenset[str] = frozenset()  # set via valueFrom (unknown to us)
     env_from: bool = False
     limits: Mapping[str, object] = field(default_factory=dict)
     requests: Mapping[str, object] = field(default_factory=dict)
-    unresolved: tuple[str, ...] = ()                             # why we cannot tell what it loads
+    unresolved: tuple[str, ...] = ()  # why we cannot tell what it loads
 
 
 # --- images ------------------------------------------------------------------------------------------------
+
 
 def split_image(image: str) -> tuple[str, str | None, str | None]:
     """`registry/repo:tag@sha256:...` → (repository normalized for Docker Hub, tag, digest)."""
@@ -70,11 +77,11 @@ def split_image(image: str) -> tuple[str, str | None, str | None]:
     colon = ref.rfind(":")
     tag = None
     if colon > slash:
-        ref, tag = ref[:colon], ref[colon + 1:]
+        ref, tag = ref[:colon], ref[colon + 1 :]
     repo = ref.lower()
     for prefix in _DOCKER_HUB_PREFIXES:
         if repo.startswith(prefix):
-            repo = repo[len(prefix):]
+            repo = repo[len(prefix) :]
             break
     return repo, tag, (digest or None)
 
@@ -85,6 +92,7 @@ def is_tfserving_image(image: str, repositories: tuple[str, ...]) -> bool:
 
 
 # --- pod spec helpers --------------------------------------------------------------------------------------
+
 
 def _dict(value: object, where: str) -> dict:
     if value is None:
@@ -111,24 +119,29 @@ def _strings(value: object, where: str) -> list[str]:
 
 def pod_spec(deployment: object) -> dict:
     obj = _dict(deployment, "object")
-    spec = _dict(_dict(_dict(obj.get("spec"), "spec").get("template"), "spec.template").get("spec"),
-                 "spec.template.spec")
+    spec = _dict(
+        _dict(_dict(obj.get("spec"), "spec").get("template"), "spec.template").get("spec"),
+        "spec.template.spec",
+    )
     return spec
 
 
 def containers(deployment: object) -> list[dict]:
     items = _list(pod_spec(deployment).get("containers"), "spec.template.spec.containers")
-    for item in items:
-        _dict(item, "a container")
+    if not all(isinstance(item, dict) for item in items):
+        raise Malformed("every container must be an object")
     return items
 
 
 def serving_fields(deployment: object, repositories: tuple[str, ...]) -> object:
-    """What decides the serving verdict: the TF Serving containers and the pod's volumes (for UPDATE reuse)."""
+    """What decides the serving verdict (for UPDATE reuse): the TF Serving containers and the volumes."""
     try:
         spec = pod_spec(deployment)
-        chosen = [c for c in containers(deployment)
-                  if isinstance(c.get("image"), str) and is_tfserving_image(c["image"], repositories)]
+        chosen = [
+            c
+            for c in containers(deployment)
+            if isinstance(c.get("image"), str) and is_tfserving_image(c["image"], repositories)
+        ]
         keys = ("name", "image", "command", "args", "env", "envFrom", "volumeMounts", "resources")
         return [[c.get(k) for k in keys] for c in chosen], spec.get("volumes")
     except Malformed:
@@ -136,6 +149,7 @@ def serving_fields(deployment: object, repositories: tuple[str, ...]) -> object:
 
 
 # --- env and args ------------------------------------------------------------------------------------------
+
 
 def _container_env(container: dict, where: str) -> tuple[dict[str, str], frozenset[str]]:
     literal: dict[str, str] = {}
@@ -197,7 +211,9 @@ def parse_flags(argv: list[str]) -> dict[str, str]:
     return flags
 
 
-def _entrypoint_argv(command: list[str], args: list[str], env: Mapping[str, str]) -> tuple[list[str] | None, str]:
+def _entrypoint_argv(
+    command: list[str], args: list[str], env: Mapping[str, str]
+) -> tuple[list[str] | None, str]:
     """argv as tensorflow_model_server receives it, or (None, reason)."""
     if not command or posixpath.basename(command[0]) == "tf_serving_entrypoint.sh":
         # /usr/bin/tf_serving_entrypoint.sh of the official image: the shell expands ${VAR} at run time.
@@ -212,6 +228,7 @@ def _entrypoint_argv(command: list[str], args: list[str], env: Mapping[str, str]
 
 # --- the model config file ---------------------------------------------------------------------------------
 
+
 def _config_source(path: str, container: dict, spec: dict, where: str) -> tuple[str | None, str | None, str]:
     """(configmap name, key, reason): where the file at `path` comes from."""
     best = None
@@ -221,9 +238,9 @@ def _config_source(path: str, container: dict, spec: dict, where: str) -> tuple[
         if not isinstance(mount_path, str) or not mount_path:
             continue
         root = mount_path.rstrip("/") or "/"
-        if path == root or path.startswith(root.rstrip("/") + "/"):
-            if best is None or len(root) > len(best[0]):
-                best = (root, mount)
+        inside = path == root or path.startswith(root.rstrip("/") + "/")
+        if inside and (best is None or len(root) > len(best[0])):
+            best = (root, mount)
     if best is None:
         return None, None, f"{path} is not on a mounted volume"
     root, mount = best
@@ -232,16 +249,25 @@ def _config_source(path: str, container: dict, spec: dict, where: str) -> tuple[
     rel = posixpath.relpath(path, root) if path != root else ""
     sub_path = mount.get("subPath") or ""
     rel = posixpath.normpath(posixpath.join(sub_path, rel)) if sub_path else rel
-    volume = next((v for v in _list(spec.get("volumes"), "spec.template.spec.volumes")
-                   if isinstance(v, dict) and v.get("name") == mount.get("name")), None)
+    volume = next(
+        (
+            v
+            for v in _list(spec.get("volumes"), "spec.template.spec.volumes")
+            if isinstance(v, dict) and v.get("name") == mount.get("name")
+        ),
+        None,
+    )
     if volume is None:
         return None, None, f"volume {mount.get('name')!r} is not defined"
     sources = []
     if isinstance(volume.get("configMap"), dict):
         sources.append(volume["configMap"])
     elif isinstance(volume.get("projected"), dict):
-        sources = [s["configMap"] for s in _list(volume["projected"].get("sources"), "projected.sources")
-                   if isinstance(s, dict) and isinstance(s.get("configMap"), dict)]
+        sources = [
+            s["configMap"]
+            for s in _list(volume["projected"].get("sources"), "projected.sources")
+            if isinstance(s, dict) and isinstance(s.get("configMap"), dict)
+        ]
     if not sources:
         return None, None, f"{path} is on volume {mount.get('name')!r}, which is not a ConfigMap"
     for source in sources:
@@ -271,8 +297,14 @@ def _configmap_text(configmap: Mapping, key: str) -> str | None:
 
 # --- the whole container -----------------------------------------------------------------------------------
 
-def serving_containers(deployment: object, namespace: str, repositories: tuple[str, ...],
-                       read_configmap: ConfigMapReader | None, deadline: float) -> list[ServingContainer]:
+
+def serving_containers(
+    deployment: object,
+    namespace: str,
+    repositories: tuple[str, ...],
+    read_configmap: ConfigMapReader | None,
+    deadline: float,
+) -> list[ServingContainer]:
     """Every TF Serving container of the Deployment with what it will load; Malformed for a broken object."""
     spec = pod_spec(deployment)
     out = []
@@ -285,13 +317,23 @@ def serving_containers(deployment: object, namespace: str, repositories: tuple[s
     return out
 
 
-def _serving_container(container: dict, name: str, image: str, spec: dict, namespace: str,
-                       read_configmap: ConfigMapReader | None, deadline: float) -> ServingContainer:
+def _serving_container(
+    container: dict,
+    name: str,
+    image: str,
+    spec: dict,
+    namespace: str,
+    read_configmap: ConfigMapReader | None,
+    deadline: float,
+) -> ServingContainer:
     where = f"container {name!r}"
     env, indirect = _container_env(container, where)
     resources = _dict(container.get("resources"), f"{where}.resources")
     base = ServingContainer(
-        name=name, image=image, env=env, indirect_env=indirect,
+        name=name,
+        image=image,
+        env=env,
+        indirect_env=indirect,
         env_from=bool(_list(container.get("envFrom"), f"{where}.envFrom")),
         limits=_dict(resources.get("limits"), f"{where}.resources.limits"),
         requests=_dict(resources.get("requests"), f"{where}.resources.requests"),
@@ -304,7 +346,7 @@ def _serving_container(container: dict, name: str, image: str, spec: dict, names
         text, refs = expand(item, env, indirect)
         expanded.append(text)
         unknown |= refs
-    command, args = expanded[:len(command)], expanded[len(command):]
+    command, args = expanded[: len(command)], expanded[len(command) :]
     argv, source = _entrypoint_argv(command, args, env)
     if argv is None:
         return _replace(base, unresolved=(source,))
@@ -314,23 +356,35 @@ def _serving_container(container: dict, name: str, image: str, spec: dict, names
             return _replace(base, unresolved=(f"--{flag} uses a variable set from a Secret or ConfigMap",))
     if source != "args" and "model_config_file" not in flags:
         if {"MODEL_NAME", "MODEL_BASE_PATH"} & indirect:
-            return _replace(base, unresolved=("MODEL_NAME/MODEL_BASE_PATH are set from a Secret or ConfigMap",))
+            return _replace(
+                base, unresolved=("MODEL_NAME/MODEL_BASE_PATH are set from a Secret or ConfigMap",)
+            )
         if base.env_from and not {"MODEL_NAME", "MODEL_BASE_PATH"} <= env.keys():
             return _replace(base, unresolved=("envFrom may set MODEL_NAME/MODEL_BASE_PATH",))
     if "model_config_file" in flags:
-        models, problem = _models_from_file(flags["model_config_file"], container, spec, namespace,
-                                            read_configmap, deadline, where)
+        models, problem = _models_from_file(
+            flags["model_config_file"], container, spec, namespace, read_configmap, deadline, where
+        )
         return _replace(base, models=models, unresolved=(problem,) if problem else ())
     if not flags.get("model_base_path"):
         return _replace(base, unresolved=("it sets neither --model_base_path nor --model_config_file",))
-    model = ServedModel(name=flags.get("model_name") or "default", base_path=flags["model_base_path"],
-                        source="--model_base_path" if source == "args" else source)
+    model = ServedModel(
+        name=flags.get("model_name") or "default",
+        base_path=flags["model_base_path"],
+        source="--model_base_path" if source == "args" else source,
+    )
     return _replace(base, models=(model,))
 
 
-def _models_from_file(path: str, container: dict, spec: dict, namespace: str,
-                      read_configmap: ConfigMapReader | None, deadline: float,
-                      where: str) -> tuple[tuple[ServedModel, ...], str]:
+def _models_from_file(
+    path: str,
+    container: dict,
+    spec: dict,
+    namespace: str,
+    read_configmap: ConfigMapReader | None,
+    deadline: float,
+    where: str,
+) -> tuple[tuple[ServedModel, ...], str]:
     configmap_name, key, reason = _config_source(path, container, spec, where)
     if configmap_name is None:
         return (), f"--model_config_file {reason}"
@@ -367,8 +421,9 @@ class InvalidModelConfig(ValueError):
 
 
 def _served(entry: ModelEntry, origin: str) -> ServedModel:
-    return ServedModel(name=entry.name, base_path=entry.base_path, policy=entry.policy, labels=entry.labels,
-                       source=origin)
+    return ServedModel(
+        name=entry.name, base_path=entry.base_path, policy=entry.policy, labels=entry.labels, source=origin
+    )
 
 
 def _replace(container: ServingContainer, **changes) -> ServingContainer:
@@ -376,6 +431,7 @@ def _replace(container: ServingContainer, **changes) -> ServingContainer:
 
 
 # --- the Kubernetes API ------------------------------------------------------------------------------------
+
 
 class KubernetesConfigMaps:
     """Reads ConfigMaps with the `kubernetes` client (in-cluster config, else KUBECONFIG); get only."""
@@ -408,8 +464,9 @@ class KubernetesConfigMaps:
         if remaining <= 0.05:
             raise ConfigMapError("out of time")
         try:
-            result = self._api.read_namespaced_config_map(name, namespace, _preload_content=False,
-                                                          _request_timeout=(min(remaining, 2.0), remaining))
+            result = self._api.read_namespaced_config_map(
+                name, namespace, _preload_content=False, _request_timeout=(min(remaining, 2.0), remaining)
+            )
             body = json.loads(result.data)
         except ApiException as exc:
             if exc.status == 404:

@@ -14,24 +14,42 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.admissions = Counter(
-            "tfs_webhook_admissions", "Admission decisions by verdict and deciding check.",
-            ["verdict", "check"], registry=self.registry)
+            "tfs_webhook_admissions",
+            "Admission decisions by verdict and deciding check.",
+            ["verdict", "check"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "tfs_webhook_admission_duration_seconds", "Time to decide one admission request.",
-            buckets=_LATENCY_BUCKETS, registry=self.registry)
+            "tfs_webhook_admission_duration_seconds",
+            "Time to decide one admission request.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.s3_checks = Counter(
-            "tfs_webhook_s3_checks", "SavedModel checks run against S3 (cache misses).",
-            registry=self.registry)
+            "tfs_webhook_s3_checks",
+            "SavedModel checks run against S3 (cache misses).",
+            registry=self.registry,
+        )
         self.s3_requests = Counter(
-            "tfs_webhook_s3_requests", "S3 requests made by SavedModel checks.", registry=self.registry)
+            "tfs_webhook_s3_requests", "S3 requests made by SavedModel checks.", registry=self.registry
+        )
         self.s3_errors = Counter(
-            "tfs_webhook_s3_errors", "SavedModel checks that could not verify storage.", registry=self.registry)
+            "tfs_webhook_s3_errors",
+            "SavedModel checks that could not verify storage.",
+            registry=self.registry,
+        )
         self.cache = Counter(
-            "tfs_webhook_cache_lookups", "Check-cache lookups by result (hit, shared, miss).",
-            ["cache", "result"], registry=self.registry)
+            "tfs_webhook_cache_lookups",
+            "Check-cache lookups by result (hit, shared, miss).",
+            ["cache", "result"],
+            registry=self.registry,
+        )
         self.bad_requests = Counter(
-            "tfs_webhook_bad_requests", "Requests refused before a decision, by HTTP status.",
-            ["status"], registry=self.registry)
+            "tfs_webhook_bad_requests",
+            "Requests refused before a decision, by HTTP status.",
+            ["status"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -7,21 +7,36 @@ It reads the protobuf text format (comments, `field: value`, `field { ... }` or 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 MAX_DEPTH = 32
 MAX_TEXT = 1024 * 1024
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>[ \t\r\n\f\v]+|\#[^\n]*)
   | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
   | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+)[fF]?)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
   | (?P<punct>[{}<>:,;\[\]])
-""", re.VERBOSE)
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "a": "\a", "b": "\b",
-            "f": "\f", "v": "\v", "?": "?"}
+""",
+    re.VERBOSE,
+)
+_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "?": "?",
+}
 
 
 class ModelConfigError(ValueError):
@@ -30,7 +45,7 @@ class ModelConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Policy:
-    kind: str                       # "latest", "all", "specific"
+    kind: str  # "latest", "all", "specific"
     count: int = 1
     versions: tuple[int, ...] = ()
 
@@ -82,11 +97,11 @@ def _unquote(token: str) -> str:
             out.append(_ESCAPES[nxt])
             i += 2
         elif nxt in "01234567":
-            digits = re.match(r"[0-7]{1,3}", body[i + 1:]).group()
+            digits = re.match(r"[0-7]{1,3}", body[i + 1 :]).group()
             out.append(chr(int(digits, 8)))
             i += 1 + len(digits)
-        elif nxt == "x" and re.match(r"[0-9a-fA-F]{1,2}", body[i + 2:]):
-            digits = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2:]).group()
+        elif nxt == "x" and re.match(r"[0-9a-fA-F]{1,2}", body[i + 2 :]):
+            digits = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2 :]).group()
             out.append(chr(int(digits, 16)))
             i += 2 + len(digits)
         else:
@@ -182,7 +197,11 @@ class _Parser:
         if kind == "number":
             cleaned = text.rstrip("fF") if not text.lower().startswith(("0x", "-0x", "+0x")) else text
             try:
-                return int(cleaned, 0) if re.fullmatch(r"[-+]?(0[xX][0-9a-fA-F]+|\d+)", cleaned) else float(cleaned)
+                return (
+                    int(cleaned, 0)
+                    if re.fullmatch(r"[-+]?(0[xX][0-9a-fA-F]+|\d+)", cleaned)
+                    else float(cleaned)
+                )
             except ValueError:
                 raise ModelConfigError(f"line {line}: bad number {text!r}") from None
         if kind == "ident":
@@ -199,12 +218,21 @@ def parse_text(text: str) -> list[Field]:
 
 # --- ModelServerConfig -------------------------------------------------------------------------------------
 
-_CONFIG_FIELDS = {"name", "base_path", "model_platform", "model_type", "model_version_policy", "version_labels",
-                  "logging_config"}
+_CONFIG_FIELDS = {
+    "name",
+    "base_path",
+    "model_platform",
+    "model_type",
+    "model_version_policy",
+    "version_labels",
+    "logging_config",
+}
 
 
+@functools.lru_cache(maxsize=256)  # immutable result; the same ConfigMap text arrives with every admission
 def parse_model_server_config(text: str) -> tuple[ModelEntry, ...]:
-    """The models a ModelServerConfig text proto makes TF Serving load; ModelConfigError if it would not start."""
+    """The models a ModelServerConfig text proto makes TF Serving load; ModelConfigError if it would
+    not start."""
     fields = parse_text(text)
     lists = _messages(fields, "model_config_list")
     for name, _ in fields:
@@ -267,7 +295,9 @@ def _entry(config: list[Field]) -> ModelEntry:
 
 def _policy(fields: object, where: str) -> Policy:
     if not isinstance(fields, list) or len(fields) != 1 or not isinstance(fields[0][1], list):
-        raise ModelConfigError(f"{where}: model_version_policy must hold exactly one of latest, all, specific")
+        raise ModelConfigError(
+            f"{where}: model_version_policy must hold exactly one of latest, all, specific"
+        )
     kind, body = fields[0]
     if kind == "all":
         if body:

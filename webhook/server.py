@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 
 from gunicorn.app.base import BaseApplication
 
@@ -22,10 +23,15 @@ class WebhookServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
+        # The app's own log lines (denials, internal errors with tracebacks) next to gunicorn's, on stderr.
+        logging.basicConfig(
+            level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+        )
         module_name, _, attribute = self.factory.partition(":")
         return getattr(importlib.import_module(module_name), attribute)()
 
 
-def run(bind: str, certfile: str | None = None, keyfile: str | None = None, *, app: str = "validate",
-        **overrides) -> None:
+def run(
+    bind: str, certfile: str | None = None, keyfile: str | None = None, *, app: str = "validate", **overrides
+) -> None:
     WebhookServer(APPS[app], options(bind, certfile, keyfile, **overrides)).run()

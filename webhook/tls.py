@@ -58,7 +58,9 @@ class ReloadingContext:
                 try:
                     self._context = make_context(self.certfile, self.keyfile)
                 except (OSError, ssl.SSLError) as exc:
-                    log.warning("cannot load the rotated TLS files yet (%s); keeping the current certificate", exc)
+                    log.warning(
+                        "cannot load the rotated TLS files yet (%s); keeping the current certificate", exc
+                    )
                     return self._context
                 self._identity = identity
                 self.reloads += 1

@@ -11,7 +11,7 @@ from webhook.messages import one_line, warning
 
 class Outcome(enum.Enum):
     PASS = "pass"
-    FAIL = "fail"            # the Deployment is broken: deny
+    FAIL = "fail"  # the Deployment is broken: deny
     UNDECIDED = "undecided"  # cannot be told or verified: the configured choice (deny or warn) decides
 
 

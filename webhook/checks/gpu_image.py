@@ -39,29 +39,45 @@ def check(container: ServingContainer, marker: str = "gpu") -> CheckResult:
     request = _count(raw_request) if raw_request is not None else None
     if limit is None or (raw_request is not None and request is None):
         bad = raw_limit if limit is None else raw_request
-        return CheckResult.failed(NAME, f'container "{name}": {GPU_RESOURCE} {clip(str(bad), 20)!r} is not a '
-                                        "whole number; set a whole number of GPUs in resources.limits")
+        return CheckResult.failed(
+            NAME,
+            f'container "{name}": {GPU_RESOURCE} {clip(str(bad), 20)!r} is not a '
+            "whole number; set a whole number of GPUs in resources.limits",
+        )
     if raw_request is not None and raw_limit is None:
-        return CheckResult.failed(NAME, f'container "{name}" requests {GPU_RESOURCE} without a limit; set '
-                                        f'resources.limits["{GPU_RESOURCE}"] (requests, if set, must equal it)')
+        return CheckResult.failed(
+            NAME,
+            f'container "{name}" requests {GPU_RESOURCE} without a limit; set '
+            f'resources.limits["{GPU_RESOURCE}"] (requests, if set, must equal it)',
+        )
     if request is not None and request != limit:
-        return CheckResult.failed(NAME, f'container "{name}" requests {request} {GPU_RESOURCE} but limits '
-                                        f"{limit}; GPU requests must equal limits (or be left out)")
+        return CheckResult.failed(
+            NAME,
+            f'container "{name}" requests {request} {GPU_RESOURCE} but limits '
+            f"{limit}; GPU requests must equal limits (or be left out)",
+        )
     repo, tag, digest = split_image(container.image)
     if tag is None and digest is not None:
         return CheckResult.undecided(
-            NAME, f'cannot tell whether {image} (container "{name}") is a GPU image: it is pinned by digest '
-                  f"only; pin it as {repo}:TAG@DIGEST", "on_unknown_variant")
+            NAME,
+            f'cannot tell whether {image} (container "{name}") is a GPU image: it is pinned by digest '
+            f"only; pin it as {repo}:TAG@DIGEST",
+            "on_unknown_variant",
+        )
     gpu_image = is_gpu_tag(tag or "latest", marker)
     if gpu_image and limit == 0:
         cpu = _cpu_variant(repo, tag or "", marker)
         return CheckResult.failed(
-            NAME, f'container "{name}" runs the GPU image {image} without a GPU; set '
-                  f'resources.limits["{GPU_RESOURCE}"] to 1 or more, or use the CPU image {cpu}')
+            NAME,
+            f'container "{name}" runs the GPU image {image} without a GPU; set '
+            f'resources.limits["{GPU_RESOURCE}"] to 1 or more, or use the CPU image {cpu}',
+        )
     if not gpu_image and limit > 0:
         return CheckResult.failed(
-            NAME, f'container "{name}" has {limit} {GPU_RESOURCE} but {image} is not a GPU image; use '
-                  f"{repo}:{tag or 'latest'}-{marker} or remove the GPU limit")
+            NAME,
+            f'container "{name}" has {limit} {GPU_RESOURCE} but {image} is not a GPU image; use '
+            f"{repo}:{tag or 'latest'}-{marker} or remove the GPU limit",
+        )
     return CheckResult.passed(NAME)
 
 

@@ -42,10 +42,15 @@ def check(container: ServingContainer) -> CheckResult:
     image, path = clip(container.image, 80), clip(model.base_path, 90)
     if readable is None:
         return CheckResult.undecided(
-            NAME, f'cannot tell whether {image} (container "{container.name}") can read {path} (model '
-                  f'"{model.name}"): pin a version tag', "on_unresolved")
+            NAME,
+            f'cannot tell whether {image} (container "{container.name}") can read {path} (model '
+            f'"{model.name}"): pin a version tag',
+            "on_unresolved",
+        )
     if not readable:
         return CheckResult.failed(
-            NAME, f'model "{model.name}" is at {path} but {image} cannot read S3 (the S3 filesystem was removed '
-                  f"in tensorflow/serving 2.7.0); use {OFFICIAL}:{LAST_WITH_S3} or an image built with S3 support")
+            NAME,
+            f'model "{model.name}" is at {path} but {image} cannot read S3 (the S3 filesystem was removed '
+            f"in tensorflow/serving 2.7.0); use {OFFICIAL}:{LAST_WITH_S3} or an image built with S3 support",
+        )
     return CheckResult.passed(NAME)

@@ -28,21 +28,30 @@ NAME = "savedmodel"
 class Verified:
     """One model's storage verdict as the check needs it (built from the library's ModelReport)."""
 
-    verdict: str                      # "valid" | "invalid" | "cannot-verify"
-    report: object                    # webhook.savedmodel.ModelReport
-    how: str                          # cache: "hit" | "shared" | "miss"
+    verdict: str  # "valid" | "invalid" | "cannot-verify"
+    report: object  # webhook.savedmodel.ModelReport
+    how: str  # cache: "hit" | "shared" | "miss"
 
 
 class ModelVerifier:
-    """A SavedModelChecker per allowed endpoint (the webhook's own credentials), behind a single-flight cache."""
+    """A SavedModelChecker per allowed endpoint (the webhook's own credentials) behind a single-flight
+    cache."""
 
-    def __init__(self, config: WebhookConfig, *, on_check: Callable[[object], None] | None = None,
-                 on_lookup: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        config: WebhookConfig,
+        *,
+        on_check: Callable[[object], None] | None = None,
+        on_lookup: Callable[[str], None] | None = None,
+    ):
         self._config = config
         self._checkers: dict[Endpoint, object] = {}
         self._lock = threading.Lock()
-        self._cache: TTLCache = TTLCache(config.cache_ttl_seconds, config.negative_cache_ttl_seconds,
-                                         is_positive=lambda report: _verdict(report) == "valid")
+        self._cache: TTLCache = TTLCache(
+            config.cache_ttl_seconds,
+            config.negative_cache_ttl_seconds,
+            is_positive=lambda report: _verdict(report) == "valid",
+        )
         self._on_check = on_check or (lambda report: None)
         self._on_lookup = on_lookup or (lambda how: None)
 
@@ -53,9 +62,12 @@ class ModelVerifier:
             checker = self._checkers.get(endpoint)
             if checker is None:
                 # verify_ssl is always True: a workload's S3_VERIFY_SSL=0 never weakens our TLS.
-                settings = S3Settings(endpoint_url=endpoint.url, region=self._config.aws_region, verify_ssl=True)
+                settings = S3Settings(
+                    endpoint_url=endpoint.url, region=self._config.aws_region, verify_ssl=True
+                )
                 checker = self._checkers[endpoint] = SavedModelChecker(
-                    settings, connect_timeout=1.0, read_timeout=3.0, max_attempts=2)
+                    settings, connect_timeout=1.0, read_timeout=3.0, max_attempts=2
+                )
             return checker
 
     def verify(self, endpoint: Endpoint, base_path: str, policy: Policy, deadline: float) -> Verified:
@@ -69,8 +81,9 @@ class ModelVerifier:
             self._on_check(report)
             return report
 
-        report, how = self._cache.get_or_compute(key, compute,
-                                                 wait_timeout=max(deadline - time.monotonic(), 0.0))
+        report, how = self._cache.get_or_compute(
+            key, compute, wait_timeout=max(deadline - time.monotonic(), 0.0)
+        )
         self._on_lookup(how)
         return Verified(_verdict(report), report, how)
 
@@ -82,40 +95,56 @@ def _verdict(report) -> str:
     return getattr(report.verdict, "value", str(report.verdict))
 
 
-def resolve_endpoint(container: ServingContainer, config: WebhookConfig) -> tuple[Endpoint | None, CheckResult | None]:
+def resolve_endpoint(
+    container: ServingContainer, config: WebhookConfig
+) -> tuple[Endpoint | None, CheckResult | None]:
     """The allowed endpoint this container's models are read from, or the result that stops the check."""
     if "S3_ENDPOINT" in container.indirect_env or (container.env_from and "S3_ENDPOINT" not in container.env):
         return None, CheckResult.undecided(
-            NAME, f'container "{container.name}" sets S3_ENDPOINT from a Secret or ConfigMap, so its storage '
-                  "cannot be checked; set S3_ENDPOINT as a literal env value", "on_unresolved")
+            NAME,
+            f'container "{container.name}" sets S3_ENDPOINT from a Secret or ConfigMap, so its storage '
+            "cannot be checked; set S3_ENDPOINT as a literal env value",
+            "on_unresolved",
+        )
     url = workload_endpoint(container.env)
     if url is None:
         if config.default_s3_endpoint is None:
             return None, CheckResult.undecided(
-                NAME, f'container "{container.name}" sets no S3_ENDPOINT and the webhook has no default endpoint; '
-                      "set S3_ENDPOINT", "on_unresolved")
+                NAME,
+                f'container "{container.name}" sets no S3_ENDPOINT and the webhook has no default endpoint; '
+                "set S3_ENDPOINT",
+                "on_unresolved",
+            )
         return config.default_s3_endpoint, None
     try:
         return config.allowed_s3_endpoints.match(url), None
     except EndpointError as exc:
         shown = clip(container.env.get("S3_ENDPOINT", url), 60)
         return None, CheckResult.failed(
-            NAME, f'S3_ENDPOINT {shown} of container "{container.name}" is refused: {clip(str(exc), 90)}; use '
-                  f"an allowed endpoint ({config.allowed_s3_endpoints.describe(2)})")
+            NAME,
+            f'S3_ENDPOINT {shown} of container "{container.name}" is refused: {clip(str(exc), 90)}; use '
+            f"an allowed endpoint ({config.allowed_s3_endpoints.describe(2)})",
+        )
 
 
-def check(container: ServingContainer, config: WebhookConfig, verifier: ModelVerifier,
-          deadline: float) -> CheckResult:
+def check(
+    container: ServingContainer, config: WebhookConfig, verifier: ModelVerifier, deadline: float
+) -> CheckResult:
     if container.unresolved:
         return CheckResult.undecided(
-            NAME, f'cannot tell what container "{container.name}" loads: {container.unresolved[0]}',
-            "on_unresolved")
+            NAME,
+            f'cannot tell what container "{container.name}" loads: {container.unresolved[0]}',
+            "on_unresolved",
+        )
     local = [m for m in container.models if not m.base_path.startswith("s3://")]
     if local:
         model = local[0]
         return CheckResult.undecided(
-            NAME, f'model "{model.name}" is at {clip(model.base_path, 90)}, which the webhook cannot check '
-                  "(only s3:// paths are verified)", "on_unresolved")
+            NAME,
+            f'model "{model.name}" is at {clip(model.base_path, 90)}, which the webhook cannot check '
+            "(only s3:// paths are verified)",
+            "on_unresolved",
+        )
     endpoint, stop = resolve_endpoint(container, config)
     if stop is not None:
         return stop
@@ -130,8 +159,11 @@ def check(container: ServingContainer, config: WebhookConfig, verifier: ModelVer
         try:
             verified = verifier.verify(endpoint, model.base_path, model.policy, deadline)
         except ValueError as exc:  # malformed s3:// path (the library's only exception)
-            return CheckResult.failed(NAME, f'model "{model.name}" has base_path {clip(model.base_path, 90)}: '
-                                            f"{clip(str(exc), 80)}; use s3://BUCKET/PREFIX")
+            return CheckResult.failed(
+                NAME,
+                f'model "{model.name}" has base_path {clip(model.base_path, 90)}: '
+                f"{clip(str(exc), 80)}; use s3://BUCKET/PREFIX",
+            )
         except TimeoutError:
             return _cannot_verify(model, "an identical check did not finish in time")
         report = verified.report
@@ -151,8 +183,10 @@ def check(container: ServingContainer, config: WebhookConfig, verifier: ModelVer
 
 def _cannot_verify(model: ServedModel, why: str) -> CheckResult:
     return CheckResult.undecided(
-        NAME, f'cannot verify model "{model.name}" at {clip(model.base_path, 90)}: {clip(why, 100)}',
-        "on_unverifiable")
+        NAME,
+        f'cannot verify model "{model.name}" at {clip(model.base_path, 90)}: {clip(why, 100)}',
+        "on_unverifiable",
+    )
 
 
 def _policy_text(policy: Policy) -> str:
@@ -162,18 +196,20 @@ def _policy_text(policy: Policy) -> str:
 def invalid_message(model: ServedModel, report) -> str:
     path = model.base_path.rstrip("/")
     bad = [v for v in report.selected if not v.valid]
-    good = [v for v in report.versions if v.valid]
     if bad:
         version = bad[0]
         reason = clip(version.reasons[0] if version.reasons else "it is not a complete SavedModel", 110)
-        fix = f"finish the upload of {version.name}"
-        if good:
-            fix += f" or pin version {good[0].number} (model_version_policy specific)"
-        return (f'model "{model.name}" version {version.number} at {clip(path, 70)}/{version.name} is not a '
-                f"complete SavedModel: {reason}; {fix}")
+        good = [v for v in report.selected if v.valid]
+        pin = f"pin version {good[0].number}" if good else "pin a complete version"
+        return (
+            f'model "{model.name}" version {version.number} ({clip(path, 70)}/{version.name}) is invalid: '
+            f"{reason}; finish the upload or {pin} (model_version_policy specific)"
+        )
     problem = clip(report.problems[0] if report.problems else "no loadable version", 120)
-    return (f'model "{model.name}" at {clip(path, 80)} (policy {_policy_text(model.policy)}): {problem}; '
-            "upload a complete version or fix the version policy")
+    return (
+        f'model "{model.name}" at {clip(path, 80)} (policy {_policy_text(model.policy)}): {problem}; '
+        "upload a complete version or fix the version policy"
+    )
 
 
 def model_warnings(model: ServedModel, report) -> list[str]:
@@ -181,7 +217,9 @@ def model_warnings(model: ServedModel, report) -> list[str]:
     if report.ignored:
         names = ", ".join(report.ignored[:3]) + (" ..." if len(report.ignored) > 3 else "")
         out.append(f'{NAME}: model "{model.name}" ignores non-version entries: {names}')
-    broken = [v for v in report.versions if not v.selected and not v.valid]
+    for text in getattr(report, "warnings", ())[:2]:
+        out.append(f'{NAME}: model "{model.name}": {text}')
+    broken = [v for v in report.versions if not v.selected and getattr(v, "checked", True) and not v.valid]
     if broken:
         numbers = ", ".join(str(v.number) for v in broken[:3])
         out.append(f'{NAME}: model "{model.name}" versions beyond the policy are broken: {numbers}')
@@ -193,8 +231,10 @@ def _label_problem(model: ServedModel) -> str:
         return ""
     for label, version in model.labels:
         if version not in model.policy.versions:
-            return (f'model "{model.name}" labels version {version} as "{label}" but its policy loads only '
-                    f"{', '.join(map(str, model.policy.versions))}; add {version} to specific versions")
+            return (
+                f'model "{model.name}" labels version {version} as "{label}" but its policy loads only '
+                f"{', '.join(map(str, model.policy.versions))}; add {version} to specific versions"
+            )
     return ""
 
 
@@ -202,6 +242,8 @@ def _label_loaded_problem(model: ServedModel, report) -> str:
     loaded = {v.number for v in report.selected if v.valid}
     for label, version in model.labels:
         if version not in loaded:
-            return (f'model "{model.name}" labels version {version} as "{label}" but that version is not loaded '
-                    f"(policy {_policy_text(model.policy)}); TF Serving would refuse the label")
+            return (
+                f'model "{model.name}" labels version {version} as "{label}" but that version is not loaded '
+                f"(policy {_policy_text(model.policy)}); TF Serving would refuse the label"
+            )
     return ""

@@ -20,14 +20,26 @@ def webhook_group() -> None:
 
 
 @webhook_group.command("serve")
-@click.option("--bind", default="127.0.0.1:8443", show_default=True, callback=_bind, help="HOST:PORT to listen on.")
+@click.option(
+    "--bind", default="127.0.0.1:8443", show_default=True, callback=_bind, help="HOST:PORT to listen on."
+)
 @click.option("--certfile", type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM).")
 @click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, help="gthread threads (default 64).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, hidden=True)
-@click.option("--app", "app_name", type=click.Choice(["validate", "allow-all"]), default="validate", hidden=True)
-def serve(bind: str, certfile: str | None, keyfile: str | None, threads: int | None, workers: int | None,
-          app_name: str) -> None:
+@click.option("--stock-gthread", is_flag=True, hidden=True, help="Plain gthread worker (for the bench).")
+@click.option(
+    "--app", "app_name", type=click.Choice(["validate", "allow-all"]), default="validate", hidden=True
+)
+def serve(
+    bind: str,
+    certfile: str | None,
+    keyfile: str | None,
+    threads: int | None,
+    workers: int | None,
+    stock_gthread: bool,
+    app_name: str,
+) -> None:
     """Serve /validate, /healthz, /readyz and /metrics with gunicorn (TLS 1.2+ when given a certificate;
     plain HTTP without one, for local use only). Configuration comes from WEBHOOK_* environment variables."""
     import os
@@ -43,14 +55,26 @@ def serve(bind: str, certfile: str | None, keyfile: str | None, threads: int | N
     from webhook.server import run
 
     overrides = {key: value for key, value in (("threads", threads), ("workers", workers)) if value}
+    if stock_gthread:
+        overrides["worker_class"] = "gthread"
     run(bind, certfile, keyfile, app=app_name, **overrides)
 
 
 @webhook_group.command("certs")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".webhook-certs", show_default=True,
-              help="Directory for ca.crt, ca.key, tls.crt, tls.key.")
-@click.option("--host", "hosts", multiple=True,
-              help="DNS name or IP for the certificate (repeatable; default localhost and 127.0.0.1).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=".webhook-certs",
+    show_default=True,
+    help="Directory for ca.crt, ca.key, tls.crt, tls.key.",
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="DNS name or IP for the certificate (repeatable; default localhost and 127.0.0.1).",
+)
 @click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
 def certs(out_dir: str, hosts: tuple[str, ...], days: int) -> None:
     """Make a local CA and a serving certificate signed by it (in a cluster, cert-manager does this)."""

@@ -146,6 +146,14 @@ def _count_response(response_dict: dict | None = None, **_: Any) -> None:
         meter.bytes_received += size
 
 
+def _no_region_redirect(request_dict=None, **_kwargs) -> None:
+    """Mark every request to a custom endpoint as already redirected, so botocore's region redirector
+    leaves it alone: a custom endpoint has no regions to follow, and an endpoint answering 301/307 to
+    everything would otherwise send the redirector into endless recursion. Redirects are never followed."""
+    if request_dict is not None:
+        request_dict.setdefault("context", {}).setdefault("s3_redirect", {})["redirected"] = True
+
+
 # -- the store --------------------------------------------------------------------------------------------
 
 
@@ -208,6 +216,8 @@ class S3Store:
         )
         client.meta.events.register("before-send.s3", _count_request)
         client.meta.events.register("response-received.s3", _count_response)
+        if s.endpoint_url is not None:
+            client.meta.events.register_first("needs-retry.s3", _no_region_redirect)
         return client
 
     def list_page(
