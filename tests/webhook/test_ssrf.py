@@ -140,7 +140,8 @@ def test_redirects_from_an_allowed_endpoint_are_not_followed(canary, monkeypatch
         # Denied as "cannot verify": the redirect is an answer we cannot use, never one we follow.
         assert response["allowed"] is False
         assert response["status"]["code"] == 503, response["status"]
-        assert "redirect" in response["status"]["message"].lower() or "cannot verify" in response["status"]["message"]
+        message = response["status"]["message"]
+        assert "redirect" in message.lower() or "cannot verify" in message
     finally:
         redirector.close()
     time.sleep(0.3)
