@@ -19,10 +19,10 @@ import time
 import uuid
 from pathlib import Path
 
+from devtools.kubeapi import FakeKubeAPI
 from devtools.s3server import SeaweedFS
+from devtools.webhookserver import ServedWebhook
 from webhook.admission import build_review
-from webhook.devkube import FakeKubeAPI
-from webhook.devserver import ServedWebhook
 
 CONCURRENCY = 8
 WARM_SECONDS = 4.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.devkube import FakeKubeAPI
-from webhook.devserver import ServedWebhook
+from devtools.kubeapi import FakeKubeAPI
+from devtools.webhookserver import ServedWebhook
 
 
 @pytest.fixture(scope="session")

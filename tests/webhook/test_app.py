@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.s3server import free_port
 from tests.webhook.deployments import deployment, models_config, upload_model, with_container
 from webhook.admission import RESPONSE_CONTRACT, build_review
 from webhook.app import create_app
 from webhook.config import WebhookConfig
-from webhook.devserver import free_port
 
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata" / "admission"
 

@@ -11,10 +11,10 @@ import time
 
 from click.testing import CliRunner
 
+from devtools.webhookserver import ServedWebhook
 from generator.cli import main
 from webhook.admission import build_review
 from webhook.certs import make_certs
-from webhook.devserver import ServedWebhook
 from webhook.tls import ReloadingContext
 
 
