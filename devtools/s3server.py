@@ -60,18 +60,20 @@ class S3Endpoint:
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
         }
 
-    def client(self):
+    def client(self, *, via: str | None = None, attempts: int = 3, read_timeout: float = 60.0):
+        """A boto3 S3 client for this server (path-style, SigV4), or for a proxy in front of it (`via`)."""
         import boto3
         from botocore.config import Config
 
         return boto3.client(
             "s3",
-            endpoint_url=self.url,
+            endpoint_url=via or self.url,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name=self.region,
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                          retries={"max_attempts": 2, "mode": "standard"}),
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", connect_timeout=5,
+                          read_timeout=read_timeout,
+                          retries={"total_max_attempts": attempts, "mode": "standard"}),
         )
 
 

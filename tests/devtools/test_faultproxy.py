@@ -7,9 +7,7 @@ import io
 import os
 import socket
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 from devtools.faultproxy import FaultProxy
@@ -24,16 +22,7 @@ def proxy(s3_server):
 
 
 def client_via(proxy, s3_server, *, attempts: int = 1, read_timeout: float = 10.0):
-    return boto3.client(
-        "s3",
-        endpoint_url=proxy.url,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
-        region_name=s3_server.region,
-        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", connect_timeout=5,
-                      read_timeout=read_timeout,
-                      retries={"total_max_attempts": attempts, "mode": "standard"}),
-    )
+    return s3_server.client(via=proxy.url, attempts=attempts, read_timeout=read_timeout)
 
 
 def error_code(excinfo) -> tuple[str, int]:
