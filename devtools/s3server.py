@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -19,6 +18,8 @@ import urllib.request
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from devtools.processes import stop_process_group
 
 ACCESS_KEY = "tfsgitopsaccesskey"
 SECRET_KEY = "tfsgitopssecretkey0123456789"
@@ -130,13 +131,7 @@ class SeaweedFS:
         raise RuntimeError(f"SeaweedFS did not become ready in {timeout:.0f}s; see {self._log}")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-                self._proc.wait()
+        stop_process_group(self._proc, timeout=10)
         self._proc = None
         if self._own_dir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from devtools.processes import stop_process_group
 from devtools.s3server import free_port
 from webhook.certs import make_certs
 
@@ -160,13 +160,7 @@ class ServedWebhook:
         return total
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc, timeout=15)
         self.proc = None
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)

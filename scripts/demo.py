@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.s3server import S3Endpoint, SeaweedFS  # noqa: E402
+from scripts.demo_webhook import WebhookStory, without_gpu_but_gpu_image  # noqa: E402
 
 WORK = ROOT / ".demo"
 MODEL_SRC = ROOT / "tests/testdata/savedmodels/saved_model_half_plus_two_cpu/00000123"
@@ -88,42 +89,28 @@ def demo_story(endpoint: S3Endpoint, env: dict[str, str], overlays: Path) -> Non
     run(["tfs-gitops", "verify", BASE_PATH, "--signature", "serving_default"], env)
     run(["tfs-gitops", "inspect", BASE_PATH], env, show_lines=24)
 
-    story = _webhook_story(endpoint, overlays)
+    story = WebhookStory(endpoint, overlays / "dev" / "half-plus-two", WORK / "webhook")
     try:
-        if story:
-            heading("3. Argo CD syncs overlays/dev/half-plus-two (policy: all versions): the webhook decides")
-            expect(story.apply(), "the complete model to be admitted")
+        heading("3. Argo CD syncs overlays/dev/half-plus-two (policy: all versions): the webhook decides")
+        expect(story.apply(), "the complete model to be admitted")
 
         heading("4. A new version is being uploaded: 00000124 holds only saved_model.pb so far")
         upload_version(endpoint, "00000124", only=("saved_model.pb",))
         run(["tfs-gitops", "verify", BASE_PATH], env, expect=(1,))
-        if story:
-            expect(not story.apply(what="the same Deployment, re-synced"), "the partial version to be denied")
+        expect(not story.apply(what="the same Deployment, re-synced"), "the partial version to be denied")
 
         heading("5. The upload of 00000124 completes")
         upload_version(endpoint, "00000124", only=("variables/variables.index",
                                                    "variables/variables.data-00000-of-00001",
                                                    "assets/foo.txt"))
         run(["tfs-gitops", "verify", BASE_PATH, "--policy", "all"], env)
-        if story:
-            expect(story.apply(), "the completed model to be admitted")
-            heading("6. Someone switches to the GPU image but forgets the GPU")
-            from scripts.demo_webhook import without_gpu_but_gpu_image
+        expect(story.apply(), "the completed model to be admitted")
 
-            expect(not story.apply(without_gpu_but_gpu_image(story.deployment), "GPU image, no GPU"),
-                   "a GPU image without a GPU to be denied")
+        heading("6. Someone switches to the GPU image but forgets the GPU")
+        expect(not story.apply(without_gpu_but_gpu_image(story.deployment), "GPU image, no GPU"),
+               "a GPU image without a GPU to be denied")
     finally:
-        if story:
-            story.close()
-
-
-def _webhook_story(endpoint: S3Endpoint, overlays: Path):
-    try:
-        from scripts.demo_webhook import WebhookStory
-    except ImportError:
-        print("\n(the admission webhook part of the demo is not available)")
-        return None
-    return WebhookStory(endpoint, overlays / "dev" / "half-plus-two", WORK / "webhook")
+        story.close()
 
 
 def main() -> int:
