@@ -23,6 +23,12 @@ from devtools.processes import stop_process_group
 
 ACCESS_KEY = "tfsgitopsaccesskey"
 SECRET_KEY = "tfsgitopssecretkey0123456789"
+# `weed mini` otherwise sizes its volume slots from free disk (free space / volume size) and every bucket takes
+# a volume: on a machine with 75 GB free the 75th bucket failed with "No writable volumes". Fixed slots of a
+# small size make the server's capacity the same on every machine (volumes grow lazily, nothing is
+# preallocated).
+VOLUME_SIZE_LIMIT_MB = 64
+VOLUME_SLOTS = 1000
 _PORT_FLAGS = (
     "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
     "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "admin.port", "admin.port.grpc",
@@ -98,7 +104,8 @@ class SeaweedFS:
             self._own_dir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ports = {flag: free_port() for flag in _PORT_FLAGS}
-        args = [weed, "mini", f"-dir={self.workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+        args = [weed, "mini", f"-dir={self.workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                f"-master.volumeSizeLimitMB={VOLUME_SIZE_LIMIT_MB}", f"-volume.max={VOLUME_SLOTS}"]
         args += [f"-{flag}={port}" for flag, port in self.ports.items()]
         env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
         self._log = self.workdir / "weed.log"
