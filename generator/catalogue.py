@@ -8,10 +8,9 @@ values (image, replicas, versionPolicy, versionLabels) are replaced as a whole.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-from urllib.parse import urlsplit
 
 from generator.problems import Path
+from rulebook.policy import VersionPolicy
 
 DEFAULT_IMAGE = "tensorflow/serving:2.6.2"
 DEFAULT_CLUSTER = "https://kubernetes.default.svc"
@@ -25,15 +24,6 @@ class Storage:
     region: str = "us-east-1"
     verify_ssl: bool = True
     credentials_secret: str = "tfs-s3-credentials"
-
-    @property
-    def host_port(self) -> str:
-        parts = urlsplit(self.endpoint)
-        return parts.netloc
-
-    @property
-    def use_https(self) -> bool:
-        return urlsplit(self.endpoint).scheme == "https"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +48,6 @@ class Autoscaling:
     min_replicas: int = 1
     max_replicas: int = 3
     target_cpu_utilization: int = 80
-
-
-@dataclass(frozen=True, slots=True)
-class VersionPolicy:
-    kind: Literal["latest", "all", "specific"] = "latest"
-    latest: int = 1
-    versions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +110,7 @@ class Catalogue:
     models: tuple[Model, ...]
     deployments: tuple[Deployment, ...]  # enabled ones, in environment then model order
     webhook: Webhook | None
+    warnings: tuple = ()  # generator.problems.Problem of severity WARNING: valid, but worth a look
 
     def deployments_in(self, environment: str) -> tuple[Deployment, ...]:
         return tuple(d for d in self.deployments if d.environment.name == environment)
@@ -234,7 +218,7 @@ def _version_policy(value: object) -> VersionPolicy:
     if isinstance(value, dict) and "specific" in value:
         return VersionPolicy("specific", versions=tuple(sorted(set(value["specific"]))))
     if isinstance(value, dict):
-        return VersionPolicy("latest", latest=value["latest"])
+        return VersionPolicy("latest", count=value["latest"])
     return VersionPolicy("latest")
 
 

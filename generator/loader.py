@@ -5,11 +5,12 @@ Every problem of a pass is reported; the rules that need resolved settings run o
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path as FilePath
 
 from generator import catalogue as model
 from generator import rules, schema, webhook_wiring
-from generator.problems import CatalogueError, Problem
+from generator.problems import ERROR, WARNING, CatalogueError, Problem
 from generator.yamlsource import MAX_BYTES, Document, parse
 
 
@@ -30,9 +31,11 @@ def loads(text: bytes | str, shown: str = "models.yaml", source_name: str | None
     if problems:
         raise CatalogueError(shown, problems)
     catalogue, problems = _build(document, source_name or shown)
-    if problems:
-        raise CatalogueError(shown, problems)
-    return catalogue
+    errors = [problem for problem in problems if problem.severity == ERROR]
+    if errors:
+        raise CatalogueError(shown, errors)
+    warnings = tuple(sorted({problem for problem in problems if problem.severity == WARNING}))
+    return dataclasses.replace(catalogue, warnings=warnings)
 
 
 def _build(document: Document, source: str) -> tuple[model.Catalogue, list[Problem]]:

@@ -23,15 +23,32 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+ERROR = "error"
+WARNING = "warning"
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     line: int
     column: int
     path: str
     message: str
+    severity: str = ERROR  # a WARNING does not make the catalogue invalid
 
     def format(self, source: str) -> str:
-        return f"{source}:{self.line}:{self.column}: {self.path}: {self.message}"
+        marker = "warning: " if self.severity == WARNING else ""
+        return f"{source}:{self.line}:{self.column}: {self.path}: {marker}{self.message}"
+
+    def as_dict(self, source: str) -> dict:
+        """The structured form (JSON output), so CI can annotate the line of a pull request."""
+        return {
+            "file": source,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "severity": self.severity,
+            "message": self.message,
+        }
 
 
 class CatalogueError(Exception):
@@ -44,3 +61,6 @@ class CatalogueError(Exception):
 
     def lines(self) -> list[str]:
         return [problem.format(self.source) for problem in self.problems]
+
+    def as_dicts(self) -> list[dict]:
+        return [problem.as_dict(self.source) for problem in self.problems]

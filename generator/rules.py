@@ -6,36 +6,16 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
-
 from generator.catalogue import Settings
-from generator.images import ImageRef, s3_refusal
-from generator.problems import Path, Problem, json_path
+from generator.problems import ERROR, WARNING, Path, Problem, json_path
 from generator.yamlsource import Document
+from rulebook.images import LAST_STOCK_WITH_S3, STOCK_TFSERVING, ImageRef, S3Support
+from rulebook.labels import LabelIssue, label_findings
+from rulebook.names import WEBHOOK_APP
+from rulebook.s3 import bucket_problem
 
 RESERVED_ENVIRONMENT_NAMES = frozenset({"base", "components"})
-RESERVED_MODEL_NAMES = frozenset({"tfs-webhook"})
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-def bucket_problem(bucket: str) -> str | None:
-    """Why `bucket` is not a valid S3 bucket name (AWS general purpose bucket naming rules), or None."""
-    if not _BUCKET.match(bucket):
-        return (
-            "3 to 63 characters of lower-case letters, digits, '.' and '-', "
-            "starting and ending with a letter or digit"
-        )
-    if ".." in bucket or ".-" in bucket or "-." in bucket:
-        return "no '..', '.-' or '-.'"
-    try:
-        ipaddress.IPv4Address(bucket)
-        return "must not look like an IP address"
-    except ValueError:
-        pass
-    if bucket.startswith(("xn--", "sthree-")) or bucket.endswith(("-s3alias", "--ol-s3")):
-        return "must not start with xn-- or sthree- nor end with -s3alias or --ol-s3"
-    return None
+RESERVED_MODEL_NAMES = frozenset({WEBHOOK_APP})
 
 
 def _items(value: object) -> list[tuple[int, dict]]:
@@ -155,29 +135,19 @@ def check_deployment(
     """Rules on the resolved settings of one model in one environment; reported where the value was set."""
     problems: list[Problem] = []
 
-    def report(setting: tuple[str, ...], message: str) -> None:
+    def report(setting: tuple[str, ...], message: str, severity: str = ERROR) -> None:
         path = origins.get(setting) or origins.get(setting[:1]) or ()
-        problems.append(Problem(*document.position(path), json_path(path), message))
+        problems.append(Problem(*document.position(path), json_path(path), message, severity))
 
     image_origin = json_path(origins[("image",)]) if ("image",) in origins else "the default image"
     refusal = s3_refusal(settings.image)
     if refusal:
         report(("image",), refusal)
-    if settings.resources.gpu and not ImageRef.parse(settings.image).is_gpu:
-        report(
-            ("resources", "gpu"),
-            f"a GPU model needs a GPU image (a tag containing 'gpu'), "
-            f"got {settings.image} (from {image_origin})",
-        )
-    policy = settings.version_policy
-    if policy.kind == "specific":
-        for label, version in settings.version_labels:
-            if version not in policy.versions:
-                report(
-                    ("versionLabels",),
-                    f"label {label!r} points at version {version}, which the "
-                    f"specific version policy {list(policy.versions)} does not serve",
-                )
+    gpu_problem = _gpu_problem(settings, image_origin)
+    if gpu_problem:
+        report(("resources", "gpu") if settings.resources.gpu else ("image",), gpu_problem)
+    for finding in label_findings(settings.version_policy, settings.version_labels):
+        report(("versionLabels",), _label_message(finding, settings), ERROR if finding.issue.is_error else WARNING)
     scaling = settings.autoscaling
     if scaling.enabled and scaling.min_replicas > scaling.max_replicas:
         report(
@@ -185,3 +155,64 @@ def check_deployment(
             f"minReplicas {scaling.min_replicas} is above maxReplicas {scaling.max_replicas}",
         )
     return problems
+
+
+def s3_refusal(reference: str) -> str | None:
+    """Why this image cannot serve s3:// model paths, or None when it can (custom images are trusted)."""
+    image = ImageRef.parse(reference)
+    support = image.s3_support()
+    if support is S3Support.YES:
+        return None
+    if image.tag is None:
+        what = "pinned by digest only, so its version cannot be told" if image.digest else "no version tag"
+    elif support is S3Support.UNKNOWN:
+        what = f"tag {image.tag!r} names no version"
+    else:
+        what = f"tag {image.tag!r}"
+    return (
+        f"{reference} cannot read s3:// model paths: stock {STOCK_TFSERVING} images from 2.7 on have no "
+        f"S3 filesystem ({what}); either pin a 2.6.x tag such as {STOCK_TFSERVING}:2.6.2 (2.6.2-gpu for "
+        f"GPU models; {LAST_STOCK_WITH_S3} is the last), or use an image built with an S3 filesystem under "
+        f"another repository name (custom images are trusted to read s3://)"
+    )
+
+
+def _gpu_problem(settings: Settings, image_origin: str) -> str | None:
+    image = ImageRef.parse(settings.image)
+    gpu_image = image.is_gpu()
+    if gpu_image is None:
+        return (
+            f"cannot tell whether {settings.image} is a GPU image: it is pinned by "
+            f"digest only; pin it as {image.name}:TAG@DIGEST"
+        )
+    if settings.resources.gpu and not gpu_image:
+        return (
+            f"a GPU model needs a GPU image (a tag containing 'gpu'), "
+            f"got {settings.image} (from {image_origin})"
+        )
+    if gpu_image and not settings.resources.gpu:
+        return (
+            f"{settings.image} is a GPU image but the model has no GPU: set resources.gpu to 1 or more, "
+            f"or use the CPU image {image.with_variant(gpu=False)}"
+        )
+    return None
+
+
+def _label_message(finding, settings: Settings) -> str:
+    policy = settings.version_policy
+    if finding.issue is LabelIssue.NOT_SERVED:
+        return (
+            f"label {finding.label!r} points at version {finding.version}, which the "
+            f"specific version policy {list(policy.versions)} does not serve"
+        )
+    if finding.issue is LabelIssue.DEPENDS_ON_STORAGE:
+        return (
+            f"label {finding.label!r} points at version {finding.version}: TF Serving accepts it only while "
+            f"the {policy} policy loads that version, which depends on what S3 holds; "
+            f"`tfs-gitops verify` checks it"
+        )
+    return (
+        f"label {finding.label!r} points at version {finding.version}, but the latest policy loads one "
+        f"version: the label is right only until the next upload, then TF Serving refuses the config; "
+        f"pin versions with versionPolicy {{specific: [{finding.version}]}}"
+    )

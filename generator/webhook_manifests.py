@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from webhook.endpoints import Endpoint, EndpointError, normalize
+from rulebook.s3 import Endpoint, EndpointError, normalize
 
 # The name in ValidatingWebhookConfiguration.webhooks[].name: kubectl shows it in every denial
 # (`admission webhook "tfserving.tfs-gitops.io" denied the request: ...`); the process gets it as

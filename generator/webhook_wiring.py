@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 
 from generator.catalogue import Catalogue, Environment
-from generator.images import ImageRef
+from rulebook.images import ImageRef
 
 # catalogue key → WebhookSettings field
 _FIELDS = {

@@ -1,8 +1,8 @@
-"""tfserving-gitops validating admission webhook (and, in webhook.savedmodel, the SavedModel checks)."""
+"""tfserving-gitops validating admission webhook (and, in savedmodel, the SavedModel checks)."""
 
 
 def __getattr__(name: str):
-    # Lazy, so `import webhook.savedmodel` (the library) does not pull in Flask.
+    # Lazy, so `import savedmodel` (the library) does not pull in Flask.
     if name == "create_app":
         from webhook.app import create_app
 

@@ -32,7 +32,7 @@ def create_app(config: WebhookConfig | None = None, *, read_configmap: object = 
     """The webhook app. `read_configmap`: a ConfigMapReader, None (no Kubernetes API), or the default
     (in-cluster credentials, else KUBECONFIG)."""
     config = config if config is not None else WebhookConfig.from_env(os.environ)
-    importlib.import_module("webhook.savedmodel")  # ready means able to check: fail at start, not per request
+    importlib.import_module("savedmodel")  # ready means able to check: fail at start, not per request
     app = Flask("webhook")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     metrics = Metrics()

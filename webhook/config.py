@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from webhook.endpoints import AllowList, Endpoint, EndpointError, normalize
+from rulebook.s3 import Endpoint, EndpointError, normalize
 
 Choice = Literal["deny", "warn"]
 
 DEFAULT_WEBHOOK_NAME = "tfserving.tfs-gitops.io"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # two objects of etcd's 1.5 MiB limit plus the envelope
 DEFAULT_TIMEOUT_SECONDS = 10.0  # the API server's default timeoutSeconds when ?timeout= is absent
+
+
+@dataclass(frozen=True)
+class AllowList:
+    endpoints: tuple[Endpoint, ...]
+
+    @classmethod
+    def parse(cls, urls: Iterable[str]) -> AllowList:
+        return cls(tuple(sorted({normalize(url) for url in urls if url.strip()})))
+
+    def match(self, url: str) -> Endpoint:
+        """The allowed endpoint equal to `url` after normalization; EndpointError otherwise."""
+        endpoint = normalize(url)
+        if endpoint not in self.endpoints:
+            raise EndpointError(f"{endpoint.url} is not on the webhook's allow-list")
+        return endpoint
+
+    def describe(self, limit: int = 3) -> str:
+        urls = [e.url for e in self.endpoints]
+        if not urls:
+            return "(empty)"
+        more = f" and {len(urls) - limit} more" if len(urls) > limit else ""
+        return ", ".join(urls[:limit]) + more
 
 
 class ConfigError(ValueError):

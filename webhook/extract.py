@@ -18,19 +18,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from webhook.modelconfig import ModelConfigError, ModelEntry, Policy, parse_model_server_config
+from rulebook.images import is_tfserving_image
+from rulebook.modelconfig import ModelConfigError, ModelEntry, parse_model_server_config
+from rulebook.policy import VersionPolicy
+from rulebook.server import ENTRYPOINT, ENTRYPOINT_DEFAULTS, MODEL_FLAGS, MODEL_SERVER, Flag
 
-_VALUE_FLAGS = ("model_name", "model_base_path", "model_config_file")
-_DOCKER_HUB_PREFIXES = (
-    "docker.io/library/",
-    "index.docker.io/library/",
-    "registry-1.docker.io/library/",
-    "docker.io/",
-    "index.docker.io/",
-    "registry-1.docker.io/",
-)
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 class Malformed(ValueError):
@@ -49,7 +42,7 @@ ConfigMapReader = Callable[[str, str, float], Mapping | None]
 class ServedModel:
     name: str
     base_path: str
-    policy: Policy = Policy("latest")
+    policy: VersionPolicy = VersionPolicy("latest")
     labels: tuple[tuple[str, int], ...] = ()
     source: str = "args"
 
@@ -65,30 +58,6 @@ class ServingContainer:
     limits: Mapping[str, object] = field(default_factory=dict)
     requests: Mapping[str, object] = field(default_factory=dict)
     unresolved: tuple[str, ...] = ()  # why we cannot tell what it loads
-
-
-# --- images ------------------------------------------------------------------------------------------------
-
-
-def split_image(image: str) -> tuple[str, str | None, str | None]:
-    """`registry/repo:tag@sha256:...` → (repository normalized for Docker Hub, tag, digest)."""
-    ref, _, digest = image.strip().partition("@")
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    tag = None
-    if colon > slash:
-        ref, tag = ref[:colon], ref[colon + 1 :]
-    repo = ref.lower()
-    for prefix in _DOCKER_HUB_PREFIXES:
-        if repo.startswith(prefix):
-            repo = repo[len(prefix) :]
-            break
-    return repo, tag, (digest or None)
-
-
-def is_tfserving_image(image: str, repositories: tuple[str, ...]) -> bool:
-    repo, _, _ = split_image(image)
-    return repo in {split_image(r)[0] for r in repositories}
 
 
 # --- pod spec helpers --------------------------------------------------------------------------------------
@@ -200,7 +169,7 @@ def parse_flags(argv: list[str]) -> dict[str, str]:
         if not arg.startswith("-") or arg in ("-", "--"):
             continue
         name, eq, value = arg.lstrip("-").partition("=")
-        if name not in _VALUE_FLAGS:
+        if name not in MODEL_FLAGS:
             continue
         if not eq:
             if i >= len(argv) or argv[i].startswith("-"):
@@ -215,15 +184,15 @@ def _entrypoint_argv(
     command: list[str], args: list[str], env: Mapping[str, str]
 ) -> tuple[list[str] | None, str]:
     """argv as tensorflow_model_server receives it, or (None, reason)."""
-    if not command or posixpath.basename(command[0]) == "tf_serving_entrypoint.sh":
+    if not command or posixpath.basename(command[0]) == ENTRYPOINT:
         # /usr/bin/tf_serving_entrypoint.sh of the official image: the shell expands ${VAR} at run time.
-        model_name = env.get("MODEL_NAME", "model")
-        base = env.get("MODEL_BASE_PATH", "/models")
-        implicit = [f"--model_name={model_name}", f"--model_base_path={base}/{model_name}"]
+        model_name = env.get("MODEL_NAME", ENTRYPOINT_DEFAULTS["MODEL_NAME"])
+        base = env.get("MODEL_BASE_PATH", ENTRYPOINT_DEFAULTS["MODEL_BASE_PATH"])
+        implicit = [f"--{Flag.MODEL_NAME}={model_name}", f"--{Flag.MODEL_BASE_PATH}={base}/{model_name}"]
         return implicit + command[1:] + args, "MODEL_BASE_PATH/MODEL_NAME"
-    if posixpath.basename(command[0]) == "tensorflow_model_server":
+    if posixpath.basename(command[0]) == MODEL_SERVER:
         return command[1:] + args, "args"
-    return None, f"command {command[0]!r} is not tensorflow_model_server or tf_serving_entrypoint.sh"
+    return None, f"command {command[0]!r} is not {MODEL_SERVER} or {ENTRYPOINT}"
 
 
 # --- the model config file ---------------------------------------------------------------------------------

@@ -9,15 +9,17 @@ composed side by side (overlays/<env>/), which it cannot do after renames.
 from __future__ import annotations
 
 from generator.catalogue import Deployment
-from generator.images import ImageRef
 from generator.render import tfserving
 from generator.render.yamltext import dump_plain
+from rulebook import s3
+from rulebook.images import STOCK_TFSERVING, ImageRef
+from rulebook.names import GPU_RESOURCE
+from rulebook.server import GRPC_PORT, MODEL_SERVER_PATH, PROMETHEUS_PATH, REST_PORT
 
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 BASE_NAME = "tfserving"
 CONFIG_NAME = "tfserving-config"
 CONTAINER = "tfserving"
-GPU_RESOURCE = "nvidia.com/gpu"
 NAME_LABEL = {"app.kubernetes.io/name": "tfserving"}
 COMMON_LABELS = {
     "app.kubernetes.io/part-of": "tfserving-gitops",
@@ -25,7 +27,7 @@ COMMON_LABELS = {
 }
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 ENVIRONMENT_LABEL = "tfs-gitops/environment"
-BASE_IMAGE = "tensorflow/serving"
+BASE_IMAGE = STOCK_TFSERVING
 
 
 def kustomization(**fields) -> dict:
@@ -47,8 +49,8 @@ def base_files() -> dict[str, dict]:
                 "type": "ClusterIP",
                 "selector": dict(NAME_LABEL),
                 "ports": [
-                    {"name": "grpc", "port": tfserving.GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
-                    {"name": "http", "port": tfserving.REST_PORT, "targetPort": "http", "protocol": "TCP"},
+                    {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+                    {"name": "http", "port": REST_PORT, "targetPort": "http", "protocol": "TCP"},
                 ],
             },
         },
@@ -104,10 +106,10 @@ def _base_deployment() -> dict:
                             "name": CONTAINER,
                             "image": BASE_IMAGE,
                             # Not the image's entrypoint: it adds --model_name/--model_base_path.
-                            "command": ["/usr/bin/tensorflow_model_server"],
+                            "command": [MODEL_SERVER_PATH],
                             "ports": [
-                                {"name": "grpc", "containerPort": tfserving.GRPC_PORT, "protocol": "TCP"},
-                                {"name": "http", "containerPort": tfserving.REST_PORT, "protocol": "TCP"},
+                                {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+                                {"name": "http", "containerPort": REST_PORT, "protocol": "TCP"},
                             ],
                             # TF Serving opens its ports only after the first load: allow 10 minutes for it.
                             "startupProbe": {**tcp_grpc, "periodSeconds": 10, "failureThreshold": 60},
@@ -193,10 +195,9 @@ def _deployment_patch(deployment: Deployment) -> dict:
         "name": CONTAINER,
         "args": tfserving.server_args(deployment),
         "env": [
-            {"name": "S3_ENDPOINT", "value": storage.host_port},
-            {"name": "S3_USE_HTTPS", "value": "1" if storage.use_https else "0"},
-            {"name": "S3_VERIFY_SSL", "value": "1" if storage.verify_ssl else "0"},
-            {"name": "AWS_REGION", "value": storage.region},
+            *({"name": name, "value": value} for name, value in s3.tfserving_env(storage.endpoint).items()),
+            {"name": s3.VERIFY_SSL_VARIABLE, "value": "1" if storage.verify_ssl else "0"},
+            {"name": s3.REGION_VARIABLE, "value": storage.region},
             {
                 "name": "AWS_ACCESS_KEY_ID",
                 "valueFrom": {"secretKeyRef": {"name": secret, "key": "AWS_ACCESS_KEY_ID"}},
@@ -224,8 +225,8 @@ def _deployment_patch(deployment: Deployment) -> dict:
         template["metadata"] = {
             "annotations": {
                 "prometheus.io/scrape": "true",
-                "prometheus.io/port": str(tfserving.REST_PORT),
-                "prometheus.io/path": tfserving.METRICS_PATH,
+                "prometheus.io/port": str(REST_PORT),
+                "prometheus.io/path": PROMETHEUS_PATH,
             }
         }
     template["spec"] = {"containers": [container]}

@@ -3,43 +3,29 @@
 from __future__ import annotations
 
 from generator.catalogue import Batching, Deployment
+from rulebook.modelconfig import ModelEntry, render_model_server_config
+from rulebook.server import GRPC_PORT, PROMETHEUS_PATH, REST_PORT, Flag
 
 CONFIG_DIR = "/etc/tfserving"
-METRICS_PATH = "/monitoring/prometheus/metrics"
-GRPC_PORT = 8500
-REST_PORT = 8501
 
 
-def _string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def model_entry(deployment: Deployment) -> ModelEntry:
+    """What TF Serving is told to load for this deployment (one model)."""
+    settings = deployment.settings
+    return ModelEntry(
+        name=deployment.model.serving_name,
+        base_path=deployment.model.base_path,
+        policy=settings.version_policy,
+        labels=settings.version_labels,
+    )
 
 
 def models_config(deployment: Deployment) -> str:
-    model, settings = deployment.model, deployment.settings
-    policy = settings.version_policy
-    lines = [
-        "model_config_list {",
-        "  config {",
-        f"    name: {_string(model.serving_name)}",
-        f"    base_path: {_string(model.base_path)}",
-        '    model_platform: "tensorflow"',
-        "    model_version_policy {",
-    ]
-    if policy.kind == "all":
-        lines += ["      all {", "      }"]
-    elif policy.kind == "specific":
-        lines += ["      specific {", *(f"        versions: {v}" for v in policy.versions), "      }"]
-    else:
-        lines += ["      latest {", f"        num_versions: {policy.latest}", "      }"]
-    lines.append("    }")
-    for label, version in settings.version_labels:
-        lines += ["    version_labels {", f"      key: {_string(label)}", f"      value: {version}", "    }"]
-    lines += ["  }", "}"]
-    return "\n".join(lines) + "\n"
+    return render_model_server_config([model_entry(deployment)])
 
 
 def monitoring_config() -> str:
-    return f'prometheus_config {{\n  enable: true\n  path: "{METRICS_PATH}"\n}}\n'
+    return f'prometheus_config {{\n  enable: true\n  path: "{PROMETHEUS_PATH}"\n}}\n'
 
 
 def batching_config(batching: Batching) -> str:
@@ -56,11 +42,11 @@ def server_args(deployment: Deployment) -> list[str]:
     args = [
         f"--port={GRPC_PORT}",
         f"--rest_api_port={REST_PORT}",
-        f"--model_config_file={CONFIG_DIR}/models.config",
+        f"--{Flag.MODEL_CONFIG_FILE}={CONFIG_DIR}/models.config",
     ]
     if settings.monitoring:
         args.append(f"--monitoring_config_file={CONFIG_DIR}/monitoring.config")
-    args.append(f"--file_system_poll_wait_seconds={settings.poll_wait_seconds}")
+    args.append(f"--{Flag.POLL_WAIT_SECONDS}={settings.poll_wait_seconds}")
     if settings.batching.enabled:
         args += ["--enable_batching=true", f"--batching_parameters_file={CONFIG_DIR}/batching.config"]
     return args

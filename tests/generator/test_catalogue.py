@@ -8,6 +8,7 @@ import pytest
 
 from generator import loader
 from generator.problems import CatalogueError
+from rulebook.s3 import tfserving_env
 from tests.generator.goldens import TESTDATA
 
 
@@ -41,8 +42,8 @@ def test_defaults_and_derived_values():
     )
     settings = catalogue.deployments[0].settings
     assert settings.image == "tensorflow/serving:2.6.2"
-    assert settings.storage.host_port == "s3.example.com" and settings.storage.use_https
-    assert settings.version_policy.kind == "latest" and settings.version_policy.latest == 1
+    assert tfserving_env(settings.storage.endpoint) == {"S3_ENDPOINT": "s3.example.com", "S3_USE_HTTPS": "1"}
+    assert settings.version_policy.kind == "latest" and settings.version_policy.count == 1
     assert catalogue.argocd.path == "overlays"
 
 

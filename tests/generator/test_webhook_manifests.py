@@ -29,6 +29,7 @@ from generator.webhook_manifests import (
     match_expression,
     render_webhook,
 )
+from rulebook.images import is_tfserving_image
 
 ROOT = Path(__file__).resolve().parents[2]
 CERT_MANAGER_CRDS = ROOT / "schemas" / "upstream" / "cert-manager"
@@ -442,12 +443,11 @@ def test_match_condition_selects_tfserving_deployments(images, expected):
 
 @pytest.mark.parametrize(("images", "expected"), MATCHES)
 def test_match_condition_sends_everything_the_webhook_would_check(images, expected):
-    extract = pytest.importorskip("webhook.extract")
     celpy = pytest.importorskip("celpy")
     environment = celpy.Environment()
     program = environment.program(environment.compile(match_expression(("tensorflow/serving",))))
     sent = bool(program.evaluate({"object": celpy.json_to_cel(tfserving_deployment(*images))}))
-    checked = any(image and extract.is_tfserving_image(image, ("tensorflow/serving",)) for image in images)
+    checked = any(image and is_tfserving_image(image, ("tensorflow/serving",)) for image in images)
     assert sent or not checked
 
 
@@ -821,7 +821,7 @@ def test_any_valid_settings_render_strictly_valid_objects(webhook_settings):
 
 
 def _normalized(urls):
-    from webhook.endpoints import normalize
+    from rulebook.s3 import normalize
 
     return [normalize(url) for url in urls]
 

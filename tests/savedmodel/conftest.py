@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.savedmodel import S3Settings, SavedModelChecker
+from savedmodel import S3Settings, SavedModelChecker
 
 MODELS = Path(__file__).resolve().parents[1] / "testdata" / "savedmodels"
 HALF_PLUS_TWO = MODELS / "saved_model_half_plus_two_cpu" / "00000123"

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
+from savedmodel import SavedModelChecker, Verdict, VersionPolicy
+from savedmodel.synthetic import pad_graph_def
 from tests.savedmodel.conftest import HALF_PLUS_TWO, MODELS, model_files
-from webhook.savedmodel import SavedModelChecker, Verdict, VersionPolicy
-from webhook.savedmodel.synthetic import pad_graph_def
 
 pytestmark = pytest.mark.s3
 

@@ -8,8 +8,8 @@ import pytest
 
 from devtools.faultproxy import FaultProxy
 from devtools.s3server import free_port
+from savedmodel import S3Settings, SavedModelChecker, Verdict, VersionPolicy
 from tests.savedmodel.conftest import HALF_PLUS_TWO, model_files
-from webhook.savedmodel import S3Settings, SavedModelChecker, Verdict, VersionPolicy
 
 pytestmark = pytest.mark.s3
 

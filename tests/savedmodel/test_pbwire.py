@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.savedmodel.conftest import HALF_PLUS_TWO, MODELS
-from webhook.savedmodel.pbwire import (
+from savedmodel.pbwire import (
     BytesSource,
     RangedSource,
     WireError,
     read_saved_model,
     read_saved_model_text,
 )
-from webhook.savedmodel.synthetic import pad_graph_def
+from savedmodel.synthetic import pad_graph_def
+from tests.savedmodel.conftest import HALF_PLUS_TWO, MODELS
 
 ALL_PBS = sorted(MODELS.glob("*/*/saved_model.pb"))
 

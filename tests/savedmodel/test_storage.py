@@ -2,8 +2,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from savedmodel import S3Settings, Verdict, VersionPolicy
 from tests.savedmodel.conftest import HALF_PLUS_TWO, model_files
-from webhook.savedmodel import S3Settings, Verdict, VersionPolicy
 
 
 def test_settings_read_tf_servings_environment():

@@ -168,7 +168,7 @@ def test_unreachable_storage_deny_or_warn(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     port = free_port()  # nothing listens there
-    configmaps = {"cm": {"data": {"models.config": models_config("m", "s3://b/m")}}}
+    configmaps = {"cm": {"data": {"models.config": models_config("m", "s3://bucket/m")}}}
     dep = deployment(s3_endpoint=f"127.0.0.1:{port}", configmap="cm")
     env = {"WEBHOOK_ALLOWED_S3_ENDPOINTS": f"http://127.0.0.1:{port}"}
     response = (
@@ -176,11 +176,11 @@ def test_unreachable_storage_deny_or_warn(monkeypatch):
     )
     status = response["response"]["status"]
     assert response["response"]["allowed"] is False and status["code"] == 503
-    assert status["message"].startswith('savedmodel: cannot verify model "m" at s3://b/m: ')
+    assert status["message"].startswith('savedmodel: cannot verify model "m" at s3://bucket/m: ')
     warn = _app(env | {"WEBHOOK_ON_UNVERIFIABLE": "warn"}, configmaps).test_client()
     response = warn.post("/validate?timeout=3s", json=build_review(dep)).get_json()["response"]
     assert response["allowed"] is True
-    assert response["warnings"][0].startswith('savedmodel: cannot verify model "m" at s3://b/m: ')
+    assert response["warnings"][0].startswith('savedmodel: cannot verify model "m" at s3://bucket/m: ')
     assert response["auditAnnotations"]["unverified"].startswith('savedmodel: cannot verify model "m"')
 
 

@@ -7,17 +7,16 @@ import time
 
 import pytest
 
+from rulebook.images import ImageRef, is_tfserving_image
+from rulebook.policy import VersionPolicy as Policy
 from webhook.extract import (
     ConfigMapError,
     InvalidModelConfig,
     Malformed,
     expand,
-    is_tfserving_image,
     parse_flags,
     serving_containers,
-    split_image,
 )
-from webhook.modelconfig import Policy
 
 IMAGES = ("tensorflow/serving",)
 CONFIG = 'model_config_list { config { name: "m" base_path: "s3://b/m" model_version_policy { all {} } } }'
@@ -294,7 +293,8 @@ def test_invalid_model_config_is_a_finding():
     ],
 )
 def test_split_image(image, expected):
-    assert split_image(image) == expected
+    ref = ImageRef.parse(image)
+    assert (ref.repository, ref.tag, ref.digest) == expected
 
 
 def test_only_configured_repositories_are_tf_serving():

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 
+from rulebook.images import ImageRef
+from rulebook.names import GPU_RESOURCE
 from webhook.checks import CheckResult
-from webhook.extract import GPU_RESOURCE, ServingContainer, split_image
+from webhook.extract import ServingContainer
 from webhook.messages import clip
 
 NAME = "gpu-image"
@@ -25,10 +27,6 @@ def _count(value: object) -> int | None:
     if isinstance(value, str) and _WHOLE.match(value.strip()):
         return int(value.strip())
     return None
-
-
-def is_gpu_tag(tag: str, marker: str) -> bool:
-    return marker.lower() in tag.lower()
 
 
 def check(container: ServingContainer, marker: str = "gpu") -> CheckResult:
@@ -56,31 +54,33 @@ def check(container: ServingContainer, marker: str = "gpu") -> CheckResult:
             f'container "{name}" requests {request} {GPU_RESOURCE} but limits '
             f"{limit}; GPU requests must equal limits (or be left out)",
         )
-    repo, tag, digest = split_image(container.image)
-    if tag is None and digest is not None:
+    ref = ImageRef.parse(container.image)
+    gpu_image = ref.is_gpu(marker)
+    if gpu_image is None:
         return CheckResult.undecided(
             NAME,
             f'cannot tell whether {image} (container "{name}") is a GPU image: it is pinned by digest '
-            f"only; pin it as {repo}:TAG@DIGEST",
+            f"only; pin it as {clip(ref.repository, 60)}:TAG@DIGEST",
             "on_unknown_variant",
         )
-    gpu_image = is_gpu_tag(tag or "latest", marker)
     if gpu_image and limit == 0:
-        cpu = _cpu_variant(repo, tag or "", marker)
+        cpu = clip(_suggestion(ref, gpu=False, marker=marker), 90)
         return CheckResult.failed(
             NAME,
             f'container "{name}" runs the GPU image {image} without a GPU; set '
             f'resources.limits["{GPU_RESOURCE}"] to 1 or more, or use the CPU image {cpu}',
         )
     if not gpu_image and limit > 0:
+        gpu = clip(_suggestion(ref, gpu=True, marker=marker), 90)
         return CheckResult.failed(
             NAME,
             f'container "{name}" has {limit} {GPU_RESOURCE} but {image} is not a GPU image; use '
-            f"{repo}:{tag or 'latest'}-{marker} or remove the GPU limit",
+            f"{gpu} or remove the GPU limit",
         )
     return CheckResult.passed(NAME)
 
 
-def _cpu_variant(repo: str, tag: str, marker: str) -> str:
-    cpu_tag = re.sub(rf"[-_.]?{re.escape(marker)}", "", tag, flags=re.IGNORECASE) or "latest"
-    return f"{repo}:{cpu_tag}"
+def _suggestion(ref: ImageRef, *, gpu: bool, marker: str) -> str:
+    # Shown with the normalised repository, as the messages always have.
+    suggestion = ImageRef.parse(ref.with_variant(gpu=gpu, marker=marker))
+    return f"{ref.repository}:{suggestion.tag}"

@@ -6,31 +6,12 @@ nightly) cannot load s3:// paths. Other configured image repositories are custom
 
 from __future__ import annotations
 
-import re
-
+from rulebook.images import LAST_STOCK_WITH_S3, STOCK_TFSERVING, ImageRef, S3Support
 from webhook.checks import CheckResult
-from webhook.extract import ServingContainer, split_image
+from webhook.extract import ServingContainer
 from webhook.messages import clip
 
 NAME = "s3-support"
-OFFICIAL = "tensorflow/serving"
-LAST_WITH_S3 = "2.6.5"
-_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def image_can_read_s3(image: str) -> bool | None:
-    """True/False for official images, None when the version cannot be told (digest only, odd tag)."""
-    repo, tag, digest = split_image(image)
-    if repo != OFFICIAL:
-        return True
-    if tag is None:
-        return None if digest else False  # no tag at all means :latest
-    if tag.startswith(("latest", "nightly")):
-        return False
-    match = _VERSION.match(tag)
-    if match is None:
-        return None
-    return (int(match.group(1)), int(match.group(2))) < (2, 7)
 
 
 def check(container: ServingContainer) -> CheckResult:
@@ -38,19 +19,19 @@ def check(container: ServingContainer) -> CheckResult:
     if not s3_models:
         return CheckResult.passed(NAME)
     model = s3_models[0]
-    readable = image_can_read_s3(container.image)
+    readable = ImageRef.parse(container.image).s3_support()
     image, path = clip(container.image, 80), clip(model.base_path, 90)
-    if readable is None:
+    if readable is S3Support.UNKNOWN:
         return CheckResult.undecided(
             NAME,
             f'cannot tell whether {image} (container "{container.name}") can read {path} (model '
             f'"{model.name}"): pin a version tag',
             "on_unresolved",
         )
-    if not readable:
+    if readable is S3Support.NO:
         return CheckResult.failed(
             NAME,
             f'model "{model.name}" is at {path} but {image} cannot read S3 (the S3 filesystem was removed '
-            f"in tensorflow/serving 2.7.0); use {OFFICIAL}:{LAST_WITH_S3} or an image built with S3 support",
+            f"in tensorflow/serving 2.7.0); use {STOCK_TFSERVING}:{LAST_STOCK_WITH_S3} or an image built with S3 support",
         )
     return CheckResult.passed(NAME)

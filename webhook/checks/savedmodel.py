@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rulebook.labels import LabelIssue, label_findings, labels_not_loaded
+from rulebook.policy import VersionPolicy
+from rulebook.s3 import Endpoint, EndpointError, workload_endpoint
 from webhook.cache import TTLCache
 from webhook.checks import CheckResult
 from webhook.config import WebhookConfig
-from webhook.endpoints import Endpoint, EndpointError, workload_endpoint
 from webhook.extract import ServedModel, ServingContainer
 from webhook.messages import clip
-from webhook.modelconfig import Policy
 
 NAME = "savedmodel"
 
@@ -29,7 +30,7 @@ class Verified:
     """One model's storage verdict as the check needs it (built from the library's ModelReport)."""
 
     verdict: str  # "valid" | "invalid" | "cannot-verify"
-    report: object  # webhook.savedmodel.ModelReport
+    report: object  # savedmodel.ModelReport
     how: str  # cache: "hit" | "shared" | "miss"
 
 
@@ -56,7 +57,7 @@ class ModelVerifier:
         self._on_lookup = on_lookup or (lambda how: None)
 
     def _checker(self, endpoint: Endpoint):
-        from webhook.savedmodel import S3Settings, SavedModelChecker
+        from savedmodel import S3Settings, SavedModelChecker
 
         with self._lock:
             checker = self._checkers.get(endpoint)
@@ -70,8 +71,8 @@ class ModelVerifier:
                 )
             return checker
 
-    def verify(self, endpoint: Endpoint, base_path: str, policy: Policy, deadline: float) -> Verified:
-        from webhook.savedmodel import VersionPolicy
+    def verify(self, endpoint: Endpoint, base_path: str, policy: VersionPolicy, deadline: float) -> Verified:
+        from savedmodel import VersionPolicy
 
         library_policy = VersionPolicy(kind=policy.kind, count=policy.count, versions=policy.versions)
         key = (endpoint, base_path, str(library_policy))
@@ -189,7 +190,7 @@ def _cannot_verify(model: ServedModel, why: str) -> CheckResult:
     )
 
 
-def _policy_text(policy: Policy) -> str:
+def _policy_text(policy: VersionPolicy) -> str:
     return str(policy)
 
 
@@ -227,23 +228,20 @@ def model_warnings(model: ServedModel, report) -> list[str]:
 
 
 def _label_problem(model: ServedModel) -> str:
-    if model.policy.kind != "specific":
-        return ""
-    for label, version in model.labels:
-        if version not in model.policy.versions:
+    for finding in label_findings(model.policy, model.labels):
+        if finding.issue is LabelIssue.NOT_SERVED:
             return (
-                f'model "{model.name}" labels version {version} as "{label}" but its policy loads only '
-                f"{', '.join(map(str, model.policy.versions))}; add {version} to specific versions"
+                f'model "{model.name}" labels version {finding.version} as "{finding.label}" but its policy '
+                f"loads only {', '.join(map(str, model.policy.versions))}; add {finding.version} to specific "
+                "versions"
             )
     return ""
 
 
 def _label_loaded_problem(model: ServedModel, report) -> str:
-    loaded = {v.number for v in report.selected if v.valid}
-    for label, version in model.labels:
-        if version not in loaded:
-            return (
-                f'model "{model.name}" labels version {version} as "{label}" but that version is not loaded '
-                f"(policy {_policy_text(model.policy)}); TF Serving would refuse the label"
-            )
+    for label, version in labels_not_loaded(model.labels, report.loaded_versions()):
+        return (
+            f'model "{model.name}" labels version {version} as "{label}" but that version is not loaded '
+            f"(policy {_policy_text(model.policy)}); TF Serving would refuse the label"
+        )
     return ""

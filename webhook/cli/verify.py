@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import click
 
-from webhook.savedmodel import (
+from savedmodel import (
     DEFAULT_TAGS,
     ModelReport,
-    S3Location,
+    S3Path,
     S3Settings,
     SavedModelChecker,
     Verdict,
@@ -46,7 +46,7 @@ def _base_path(ctx, param, value):
     if value is None:
         return None
     try:
-        S3Location.parse(value)
+        S3Path.parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     return value
@@ -189,20 +189,12 @@ def _catalogue_targets(
                 deployment.environment.name,
                 deployment.model.name,
                 deployment.model.base_path,
-                policy or _policy_of(deployment.settings.version_policy),
+                policy or deployment.settings.version_policy,
                 signature or getattr(deployment.model, "signature", None),
                 settings,
             )
         )
     return targets
-
-
-def _policy_of(policy) -> VersionPolicy:
-    if policy.kind == "latest":
-        return VersionPolicy("latest", count=max(1, policy.latest))
-    if policy.kind == "specific":
-        return VersionPolicy("specific", versions=tuple(policy.versions))
-    return VersionPolicy("all")
 
 
 def _verify_catalogue(path, policy, signature, endpoint_url, timeout, tags, output) -> int:

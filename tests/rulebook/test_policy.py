@@ -1,6 +1,6 @@
 import pytest
 
-from webhook.savedmodel import VersionPolicy, parse_version_name
+from rulebook.policy import VersionPolicy, parse_version_name
 
 
 @pytest.mark.parametrize(

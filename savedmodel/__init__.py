@@ -32,10 +32,11 @@ Cost per selected version: one listing of its keys and typically one or two rang
 ``saved_model.pb`` (the GraphDef is skipped by its length prefix), plus one delimiter listing of the base
 path (paginated)."""
 
-from .checker import DEFAULT_TAGS, S3Location, SavedModelChecker, deadline_in
+from rulebook.policy import VersionPolicy, parse_version_name
+
+from .checker import DEFAULT_TAGS, S3Path, SavedModelChecker, deadline_in
 from .listing import ObjectEntry
 from .pbwire import MetaGraphInfo, SavedModelInfo, SignatureInfo, TensorSpec, WireError
-from .policy import VersionPolicy, parse_version_name
 from .report import (
     ModelReport,
     TransferStats,
@@ -51,7 +52,7 @@ __all__ = [
     "MetaGraphInfo",
     "ModelReport",
     "ObjectEntry",
-    "S3Location",
+    "S3Path",
     "S3Settings",
     "SavedModelChecker",
     "SavedModelInfo",

@@ -8,9 +8,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from rulebook.policy import VersionPolicy
+
 from .listing import ObjectEntry
 from .pbwire import MetaGraphInfo
-from .policy import VersionPolicy
 
 
 class Verdict(enum.Enum):
@@ -78,6 +79,10 @@ class ModelReport:
     @property
     def ok(self) -> bool:
         return self.verdict is Verdict.VALID
+
+    def loaded_versions(self) -> tuple[int, ...]:
+        """The versions TF Serving will load: selected and valid."""
+        return tuple(v.number for v in self.selected if v.valid)
 
     def to_json(self) -> dict:
         return {

@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+
+from rulebook.policy import VersionPolicy
+from rulebook.s3 import S3Path
 
 from . import contract
 from .listing import PAGE_SIZE, list_children, list_tree
 from .pbwire import RangedSource, SavedModelInfo, WireError, read_saved_model, read_saved_model_text
-from .policy import VersionPolicy
 from .report import ModelReport, TransferStats, Verdict, VersionReport
 from .storage import Meter, NoSuchBucket, NoSuchKey, S3Settings, S3Store, StorageError, metering
 
 DEFAULT_TAGS = frozenset({"serve"})
 MAX_PBTXT_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class S3Location:
-    bucket: str
-    prefix: str  # without leading or trailing '/'
-
-    @classmethod
-    def parse(cls, base_path: str) -> S3Location:
-        if not isinstance(base_path, str) or not base_path.startswith("s3://"):
-            raise ValueError(f"base path must look like s3://bucket/prefix, not {base_path!r}")
-        bucket, _, prefix = base_path[len("s3://") :].partition("/")
-        if not bucket or bucket in (".", "..") or any(c in bucket for c in " \t\n?#\\"):
-            raise ValueError(f"base path {base_path!r} has no valid bucket name")
-        prefix = prefix.strip("/")
-        if "//" in prefix:
-            raise ValueError(f"base path {base_path!r} contains an empty path segment")
-        return cls(bucket, prefix)
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-
-    def child(self, name: str) -> str:
-        return f"{self.prefix}/{name}" if self.prefix else name
 
 
 class SavedModelChecker:
@@ -68,7 +45,7 @@ class SavedModelChecker:
         deadline: float | None = None,
     ) -> ModelReport:
         """Check the versions `policy` selects. Never raises for storage problems (verdict CANNOT_VERIFY)."""
-        location = S3Location.parse(base_path)
+        location = S3Path.parse(base_path)
         return self._run(location, policy, signature, frozenset(tags), deadline)
 
     def inspect(
@@ -88,7 +65,7 @@ class SavedModelChecker:
 
     def _run(
         self,
-        location: S3Location,
+        location: S3Path,
         policy: VersionPolicy,
         signature: str | None,
         tags: frozenset[str],
@@ -159,7 +136,7 @@ class SavedModelChecker:
 
     def _check_version(
         self,
-        location: S3Location,
+        location: S3Path,
         number: int,
         name: str,
         tags: frozenset[str],

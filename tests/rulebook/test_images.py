@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from generator.images import ImageRef, s3_refusal
+from generator.rules import s3_refusal
+from rulebook.images import ImageRef
 
 
 @pytest.mark.parametrize(
@@ -44,5 +45,5 @@ def test_image_reference_parsing():
         "2.6.2-gpu",
         "sha256:" + "a" * 64,
     )
-    assert image.is_gpu and not image.is_stock_tfserving
+    assert image.is_gpu() and not image.is_stock_tfserving
     assert ImageRef.parse("localhost:5000/tf").tag is None

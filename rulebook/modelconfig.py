@@ -1,15 +1,19 @@
-"""A parser for TF Serving's ModelServerConfig text proto (the --model_config_file), without protobuf.
+"""TF Serving's ModelServerConfig text proto (the --model_config_file): rendered and parsed here, once.
 
-It reads the protobuf text format (comments, `field: value`, `field { ... }` or `field: < ... >`, optional
-`,`/`;` separators, `[a, b]` lists, concatenated strings) into nested field lists, then interprets
-`model_config_list { config { ... } ... }` into ModelEntry values with their version policy and labels.
+`render_model_server_config` writes what the generator ships; `parse_model_server_config` reads what a
+Deployment's ConfigMap holds, without protobuf: the text format (comments, `field: value`, `field { ... }` or
+`field: < ... >`, optional `,`/`;` separators, `[a, b]` lists, concatenated strings) into nested field lists,
+then `model_config_list { config { ... } ... }` into ModelEntry values with their version policy and labels.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from rulebook.policy import VersionPolicy
 
 MAX_DEPTH = 32
 MAX_TEXT = 1024 * 1024
@@ -44,26 +48,59 @@ class ModelConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class Policy:
-    kind: str  # "latest", "all", "specific"
-    count: int = 1
-    versions: tuple[int, ...] = ()
-
-    def __str__(self) -> str:
-        if self.kind == "latest":
-            return "latest" if self.count == 1 else f"latest:{self.count}"
-        if self.kind == "specific":
-            return "specific:" + ",".join(str(v) for v in self.versions)
-        return self.kind
-
-
-@dataclass(frozen=True)
 class ModelEntry:
     name: str
     base_path: str
     platform: str = "tensorflow"
-    policy: Policy = Policy("latest")
+    policy: VersionPolicy = VersionPolicy("latest")
     labels: tuple[tuple[str, int], ...] = ()
+
+
+# --- rendering ---------------------------------------------------------------------------------------------
+
+
+def render_model_server_config(entries: Iterable[ModelEntry]) -> str:
+    """The ModelServerConfig text proto TF Serving reads with --model_config_file."""
+    lines = ["model_config_list {"]
+    for entry in entries:
+        lines += [
+            "  config {",
+            f"    name: {quote(entry.name)}",
+            f"    base_path: {quote(entry.base_path)}",
+            f"    model_platform: {quote(entry.platform)}",
+            "    model_version_policy {",
+            *_render_policy(entry.policy),
+            "    }",
+        ]
+        for label, version in entry.labels:
+            lines += ["    version_labels {", f"      key: {quote(label)}", f"      value: {version}", "    }"]
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _render_policy(policy: VersionPolicy) -> list[str]:
+    if policy.kind == "all":
+        return ["      all {", "      }"]
+    if policy.kind == "specific":
+        return ["      specific {", *(f"        versions: {v}" for v in policy.versions), "      }"]
+    return ["      latest {", f"        num_versions: {policy.count}", "      }"]
+
+
+def quote(value: str) -> str:
+    """A text-format string literal: C escapes, non-ASCII kept as UTF-8 (what protobuf's printer does)."""
+    out = []
+    for ch in value:
+        if ch in _QUOTE_ESCAPES:
+            out.append(_QUOTE_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\{ord(ch):03o}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+_QUOTE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "'": "\\'"}
 
 
 # --- text format -------------------------------------------------------------------------------------------
@@ -285,7 +322,7 @@ def _entry(config: list[Field]) -> ModelEntry:
     if not isinstance(platform, str):
         raise ModelConfigError(f"{where}: model_platform must be a string")
     policy_fields = _single(config, "model_version_policy", where)
-    policy = _policy(policy_fields, where) if policy_fields is not None else Policy("latest")
+    policy = _policy(policy_fields, where) if policy_fields is not None else VersionPolicy("latest")
     labels = tuple(_label(entry, where) for key, entry in config if key == "version_labels")
     label_names = [label for label, _ in labels]
     if len(set(label_names)) != len(label_names):
@@ -293,7 +330,7 @@ def _entry(config: list[Field]) -> ModelEntry:
     return ModelEntry(name=name, base_path=base_path, platform=platform, policy=policy, labels=labels)
 
 
-def _policy(fields: object, where: str) -> Policy:
+def _policy(fields: object, where: str) -> VersionPolicy:
     if not isinstance(fields, list) or len(fields) != 1 or not isinstance(fields[0][1], list):
         raise ModelConfigError(
             f"{where}: model_version_policy must hold exactly one of latest, all, specific"
@@ -302,21 +339,21 @@ def _policy(fields: object, where: str) -> Policy:
     if kind == "all":
         if body:
             raise ModelConfigError(f"{where}: all {{}} takes no fields")
-        return Policy("all")
+        return VersionPolicy("all")
     if kind == "latest":
         count = _single(body, "num_versions", where)
         if count is not None and not isinstance(count, int):
             raise ModelConfigError(f"{where}: num_versions must be an integer")
         if any(key != "num_versions" for key, _ in body):
             raise ModelConfigError(f"{where}: latest {{}} takes only num_versions")
-        return Policy("latest", count=max(count or 1, 1))  # TF Serving serves at least one
+        return VersionPolicy("latest", count=max(count or 1, 1))  # TF Serving serves at least one
     if kind == "specific":
         versions = [value for key, value in body if key == "versions"]
         if any(key != "versions" for key, _ in body):
             raise ModelConfigError(f"{where}: specific {{}} takes only versions")
         if not versions or not all(isinstance(v, int) and v >= 0 for v in versions):
             raise ModelConfigError(f"{where}: specific {{}} needs one or more non-negative integer versions")
-        return Policy("specific", versions=tuple(sorted(set(versions))))
+        return VersionPolicy("specific", versions=tuple(sorted(set(versions))))
     raise ModelConfigError(f"{where}: unknown version policy {kind!r}")
 
 

@@ -1,20 +1,26 @@
-"""S3 endpoint rules: normalization, the operator allow-list, and addresses never contacted (SSRF).
+"""S3 as TF Serving reads it: `s3://bucket/prefix` paths, bucket names, and the endpoint its S3 filesystem
+derives from `S3_ENDPOINT`/`S3_USE_HTTPS`.
 
-A Deployment's S3_ENDPOINT is written by whoever can create Deployments, and a SigV4 request hands our key id
-to whoever receives it. So the webhook only ever talks to endpoints the operator listed, compared after
-normalization (scheme, lower-case host, explicit port), and never to link-local or cloud metadata addresses
-even if listed.
+Endpoints are compared normalised (scheme, lower-case host, explicit port). A Deployment's S3_ENDPOINT is
+written by whoever can create Deployments, and a SigV4 request hands the caller's key id to whoever receives
+it: addresses that must never be contacted (link-local, cloud metadata) are refused here, for every caller.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+ENDPOINT_VARIABLE = "S3_ENDPOINT"
+HTTPS_VARIABLE = "S3_USE_HTTPS"
+VERIFY_SSL_VARIABLE = "S3_VERIFY_SSL"
+REGION_VARIABLE = "AWS_REGION"
 _METADATA_HOSTS = frozenset(
     {
         "metadata",
@@ -113,24 +119,54 @@ def workload_endpoint(env: Mapping[str, str]) -> str | None:
     return f"{'https' if use_https else 'http'}://{raw}"
 
 
+def tfserving_env(url: str) -> dict[str, str]:
+    """What TF Serving's S3 filesystem needs to reach `url`: S3_ENDPOINT=host:port and S3_USE_HTTPS."""
+    parts = urlsplit(url.strip())
+    return {ENDPOINT_VARIABLE: parts.netloc, HTTPS_VARIABLE: "1" if parts.scheme == "https" else "0"}
+
+
+def bucket_problem(bucket: str) -> str | None:
+    """Why `bucket` is not a valid S3 bucket name (AWS general purpose bucket naming rules), or None."""
+    if not _BUCKET.match(bucket):
+        return (
+            "3 to 63 characters of lower-case letters, digits, '.' and '-', "
+            "starting and ending with a letter or digit"
+        )
+    if ".." in bucket or ".-" in bucket or "-." in bucket:
+        return "no '..', '.-' or '-.'"
+    try:
+        ipaddress.IPv4Address(bucket)
+        return "must not look like an IP address"
+    except ValueError:
+        pass
+    if bucket.startswith(("xn--", "sthree-")) or bucket.endswith(("-s3alias", "--ol-s3")):
+        return "must not start with xn-- or sthree- nor end with -s3alias or --ol-s3"
+    return None
+
+
 @dataclass(frozen=True)
-class AllowList:
-    endpoints: tuple[Endpoint, ...]
+class S3Path:
+    """`s3://bucket/prefix`: a model's base path."""
+
+    bucket: str
+    prefix: str  # without leading or trailing '/'
 
     @classmethod
-    def parse(cls, urls: Iterable[str]) -> AllowList:
-        return cls(tuple(sorted({normalize(url) for url in urls if url.strip()})))
+    def parse(cls, base_path: str) -> S3Path:
+        """ValueError, saying why, for anything TF Serving could never read as a model's base path."""
+        if not isinstance(base_path, str) or not base_path.startswith("s3://"):
+            raise ValueError(f"base path must look like s3://bucket/prefix, not {base_path!r}")
+        bucket, _, prefix = base_path[len("s3://") :].partition("/")
+        why = bucket_problem(bucket)
+        if why:
+            raise ValueError(f"bucket {bucket!r} is not a valid S3 bucket name: {why}")
+        prefix = prefix.strip("/")
+        if "//" in prefix:
+            raise ValueError(f"base path {base_path!r} contains an empty path segment")
+        return cls(bucket, prefix)
 
-    def match(self, url: str) -> Endpoint:
-        """The allowed endpoint equal to `url` after normalization; EndpointError otherwise."""
-        endpoint = normalize(url)
-        if endpoint not in self.endpoints:
-            raise EndpointError(f"{endpoint.url} is not on the webhook's allow-list")
-        return endpoint
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
-    def describe(self, limit: int = 3) -> str:
-        urls = [e.url for e in self.endpoints]
-        if not urls:
-            return "(empty)"
-        more = f" and {len(urls) - limit} more" if len(urls) > limit else ""
-        return ", ".join(urls[:limit]) + more
+    def child(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name

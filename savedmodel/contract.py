@@ -9,9 +9,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rulebook.policy import VersionPolicy, parse_version_name
+
 from .listing import Children, ObjectEntry
 from .pbwire import MetaGraphInfo, SavedModelInfo
-from .policy import VersionPolicy, parse_version_name
 
 SAVED_MODEL_PB = "saved_model.pb"
 SAVED_MODEL_PBTXT = "saved_model.pbtxt"

@@ -1,0 +1,32 @@
+"""Names both halves must spell the same: the generator writes them into manifests, the webhook reads them."""
+
+from __future__ import annotations
+
+# The name in ValidatingWebhookConfiguration.webhooks[].name: kubectl shows it in every denial
+# (`admission webhook "tfserving.tfs-gitops.io" denied the request: ...`); the process gets it as WEBHOOK_NAME.
+WEBHOOK_NAME = "tfserving.tfs-gitops.io"
+WEBHOOK_APP = "tfs-webhook"  # its namespace, Deployment, Service and Argo CD Application suffix
+WEBHOOK_HTTPS_PORT = 8443
+WEBHOOK_SERVICE_PORT = 443
+WEBHOOK_PATH = "/validate"
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+
+
+class WebhookEnv:
+    """The webhook's environment variables (its whole configuration)."""
+
+    NAME = "WEBHOOK_NAME"
+    ALLOWED_S3_ENDPOINTS = "WEBHOOK_ALLOWED_S3_ENDPOINTS"
+    DEFAULT_S3_ENDPOINT = "WEBHOOK_DEFAULT_S3_ENDPOINT"
+    ON_UNVERIFIABLE = "WEBHOOK_ON_UNVERIFIABLE"
+    ON_UNRESOLVED = "WEBHOOK_ON_UNRESOLVED"
+    ON_UNKNOWN_VARIANT = "WEBHOOK_ON_UNKNOWN_VARIANT"
+    TFSERVING_IMAGES = "WEBHOOK_TFSERVING_IMAGES"
+    GPU_TAG_MARKER = "WEBHOOK_GPU_TAG_MARKER"
+    CACHE_TTL_SECONDS = "WEBHOOK_CACHE_TTL_SECONDS"
+    NEGATIVE_CACHE_TTL_SECONDS = "WEBHOOK_NEGATIVE_CACHE_TTL_SECONDS"
+
+
+GPU_RESOURCE = "nvidia.com/gpu"
