@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from devtools.s3server import SeaweedFS
+from devtools.synthetic import pad_graph_def
 from savedmodel import S3Settings, SavedModelChecker, Verdict, VersionPolicy
-from savedmodel.synthetic import pad_graph_def
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "tests" / "testdata" / "savedmodels"
 HALF_PLUS_TWO = MODEL_DIR / "saved_model_half_plus_two_cpu" / "00000123"

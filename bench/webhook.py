@@ -19,10 +19,10 @@ import time
 import uuid
 from pathlib import Path
 
+from devtools.admission import build_review
 from devtools.kubeapi import FakeKubeAPI
 from devtools.s3server import SeaweedFS
 from devtools.webhookserver import ServedWebhook
-from webhook.admission import build_review
 
 CONCURRENCY = 8
 WARM_SECONDS = 4.0

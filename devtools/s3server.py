@@ -23,10 +23,10 @@ from devtools.processes import stop_process_group
 
 ACCESS_KEY = "tfsgitopsaccesskey"
 SECRET_KEY = "tfsgitopssecretkey0123456789"
-# `weed mini` otherwise sizes its volume slots from free disk (free space / volume size) and every bucket takes
-# a volume: on a machine with 75 GB free the 75th bucket failed with "No writable volumes". Fixed slots of a
-# small size make the server's capacity the same on every machine (volumes grow lazily, nothing is
-# preallocated).
+# `weed mini` otherwise sizes its volume slots from free disk (free space / volume size) and every bucket
+# takes a volume: on a machine with 75 GB free the 75th bucket failed with "No writable volumes". Fixed
+# slots of a small size make the server's capacity the same on every machine (volumes grow lazily, nothing
+# is preallocated).
 VOLUME_SIZE_LIMIT_MB = 64
 VOLUME_SLOTS = 1000
 _PORT_FLAGS = (

@@ -24,6 +24,8 @@ from devtools.processes import stop_process_group
 from devtools.s3server import free_port
 from webhook.certs import make_certs
 
+APPS = {"validate": "webhook.app:create_app", "allow-all": "devtools.allowall:create_app"}
+
 
 class ServedWebhook:
     def __init__(
@@ -64,33 +66,53 @@ class ServedWebhook:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOK_")}
         env.update(self.env)
         env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
-        argv = [
-            sys.executable,
-            "-c",
-            "from generator.cli import main; main()",
-            "webhook",
-            "serve",
-            "--bind",
-            f"{self.host}:{self.port}",
-            "--certfile",
-            str(self.certs.cert),
-            "--keyfile",
-            str(self.certs.key),
-            "--app",
-            self.app,
-        ]
-        if self.threads:
-            argv += ["--threads", str(self.threads)]
-        if self.workers:
-            argv += ["--workers", str(self.workers)]
-        if self.stock_gthread:
-            argv.append("--stock-gthread")
+        argv = self._command()
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
         self._wait_ready()
         return self
+
+    def _command(self) -> list[str]:
+        """The production command (`tfs-gitops webhook serve`) for the real app; the same gunicorn settings
+        through webhook.server.run for the allow-all baseline and the stock gthread worker (bench only)."""
+        tls = {"certfile": str(self.certs.cert), "keyfile": str(self.certs.key)}
+        if self.app == "validate" and not self.stock_gthread:
+            argv = [
+                sys.executable,
+                "-m",
+                "tfs_gitops",
+                "webhook",
+                "serve",
+                "--bind",
+                f"{self.host}:{self.port}",
+            ]
+            argv += ["--certfile", tls["certfile"], "--keyfile", tls["keyfile"]]
+            if self.threads:
+                argv += ["--threads", str(self.threads)]
+            if self.workers:
+                argv += ["--workers", str(self.workers)]
+            return argv
+        overrides = {
+            key: value for key, value in (("threads", self.threads), ("workers", self.workers)) if value
+        }
+        if self.stock_gthread:
+            overrides["worker_class"] = "gthread"
+        factory = APPS[self.app]
+        code = (
+            "import json, sys; from webhook.server import run; "
+            "run(sys.argv[1], **json.loads(sys.argv[2]), app=sys.argv[3], **json.loads(sys.argv[4]))"
+        )
+        return [
+            sys.executable,
+            "-c",
+            code,
+            f"{self.host}:{self.port}",
+            json.dumps(tls),
+            factory,
+            json.dumps(overrides),
+        ]
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout

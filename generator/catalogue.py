@@ -93,7 +93,8 @@ class ArgoCD:
     repo_url: str
     namespace: str = "argocd"
     project: str = "default"
-    path: str = "overlays"
+    path: str = "overlays"  # relative to the repository root
+    path_set: bool = False  # written in the catalogue (else the default, or what --out-dir says)
 
 
 @dataclass(frozen=True, slots=True)

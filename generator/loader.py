@@ -61,6 +61,7 @@ def _build(document: Document, source: str) -> tuple[model.Catalogue, list[Probl
             namespace=argocd.get("namespace", "argocd"),
             project=argocd.get("project", "default"),
             path=argocd.get("path", "overlays"),
+            path_set="path" in argocd,
         ),
         environments=environments,
         models=models,

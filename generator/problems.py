@@ -48,6 +48,7 @@ class Problem:
             "path": self.path,
             "severity": self.severity,
             "message": self.message,
+            "text": self.format(source),
         }
 
 

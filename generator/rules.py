@@ -147,7 +147,11 @@ def check_deployment(
     if gpu_problem:
         report(("resources", "gpu") if settings.resources.gpu else ("image",), gpu_problem)
     for finding in label_findings(settings.version_policy, settings.version_labels):
-        report(("versionLabels",), _label_message(finding, settings), ERROR if finding.issue.is_error else WARNING)
+        report(
+            ("versionLabels",),
+            _label_message(finding, settings),
+            ERROR if finding.issue.is_error else WARNING,
+        )
     scaling = settings.autoscaling
     if scaling.enabled and scaling.min_replicas > scaling.max_replicas:
         report(

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path as FilePath
 
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
+from generator import resources
 from generator.problems import Problem, json_path
 from generator.yamlsource import Document
 
-SCHEMA_PATH = FilePath(__file__).resolve().parent.parent / "schemas" / "models.schema.json"
 _TYPE_NAMES = {
     "object": "a mapping",
     "array": "a list",
@@ -31,7 +30,7 @@ def _strict_integer(checker, instance) -> bool:
 
 @cache
 def validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema = json.loads(resources.catalogue_schema_text())
     checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer)
     cls = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
     return cls(schema)

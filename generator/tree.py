@@ -1,4 +1,4 @@
-"""The only module that touches the generated tree on disk: compare, write atomically, prune.
+"""The only module that writes to disk: compare, write atomically, prune (and `create` for `init`).
 
 Only files carrying the generated header are ever deleted; any other file found under the output
 directory is reported as unmanaged and left alone.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,19 @@ def write(tree: dict[str, str], root: Path) -> WriteResult:
         result.deleted.append(relative)
     _remove_empty_directories(root, comparison.orphaned)
     return result
+
+
+def create(files: dict[str, str], root: Path, *, overwrite: bool = False) -> list[str]:
+    """Write new files (not a generated tree: nothing is pruned); FileExistsError before writing anything
+    when one exists and `overwrite` is false."""
+    existing = [relative for relative in files if (root / relative).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(errno.EEXIST, "already exists", os.fspath(root / existing[0]))
+    for relative, text in files.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(os.fspath(target.parent), target.name, text.encode("utf-8"))
+    return list(files)
 
 
 def _write_atomically(directory: str, name: str, content: bytes) -> None:

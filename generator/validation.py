@@ -2,8 +2,9 @@
 
 kubeconform is used when it is on PATH (it fetches the upstream Kubernetes schemas); otherwise validation runs
 in-process against the strict schemas bundled with the `kubernetes-validate` package, for one fixed Kubernetes
-version. Custom resources (Argo CD Applications, cert-manager objects) are checked against the schemas in
-schemas/crds/, produced from the upstream CRDs by scripts/crd_schemas.py.
+version (the `validate` extra: `pip install 'tfserving-gitops[validate]'`). Custom resources (Argo CD
+Applications, cert-manager objects) are checked against the package's CRD schemas (generator/data/crds/,
+produced from the upstream CRDs by scripts/crd_schemas.py).
 """
 
 from __future__ import annotations
@@ -21,14 +22,11 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
+from generator import resources
 from generator import tree as disk
 from generator.problems import json_path
 
 KUBERNETES_VERSION = "1.33.0"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CRD_SCHEMA_DIR = REPO_ROOT / "schemas" / "crds"
-# kubeconform's naming of CRD schemas; scripts/crd_schemas.py writes files with these names.
-CRD_SCHEMA_TEMPLATE = "schemas/crds/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
 
 
 class ToolMissing(Exception):
@@ -82,6 +80,11 @@ def validate_tree(
     kubeconform = shutil.which("kubeconform") if use in ("auto", "kubeconform") else None
     if use == "kubeconform" and kubeconform is None:
         raise ToolMissing("kubeconform not found on PATH")
+    if kubeconform is None and not _builtin_available():
+        raise ToolMissing(
+            "no schema validator: put kubeconform on PATH, or install the built-in one with "
+            "`pip install 'tfserving-gitops[validate]'`"
+        )
     report = Report("kubeconform" if kubeconform else "builtin", KUBERNETES_VERSION)
     with tempfile.TemporaryDirectory(prefix="tfs-gitops-validate-") as temporary:
         root = Path(temporary)
@@ -150,6 +153,14 @@ def _message(error: jsonschema.ValidationError) -> str:
     return error.message if len(error.message) < 300 else error.message[:297] + "..."
 
 
+def _builtin_available() -> bool:
+    try:
+        import kubernetes_validate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @cache
 def _kubernetes_schema_dir() -> Path:
     import kubernetes_validate
@@ -167,11 +178,8 @@ def _registry() -> Registry:
     return Resource.from_contents(definitions) @ Registry()
 
 
-def schema_file(api_version: str, kind: str) -> Path | None:
+def _kubernetes_schema_file(api_version: str, kind: str) -> Path | None:
     group, _, version = api_version.rpartition("/")
-    crd = CRD_SCHEMA_DIR / group / f"{kind.lower()}_{version}.json" if group else None
-    if crd is not None and crd.is_file():
-        return crd
     short_group = group.split(".")[0]
     name = f"{kind.lower()}-{short_group}-{version}.json" if group else f"{kind.lower()}-{version}.json"
     path = _kubernetes_schema_dir() / name
@@ -181,15 +189,23 @@ def schema_file(api_version: str, kind: str) -> Path | None:
 @cache
 def schema_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
     """Compiled once per kind: building a validator per object costs about 20 times more."""
-    path = schema_file(api_version, kind)
-    if path is None:
-        return None
-    schema = json.loads(path.read_text(encoding="utf-8"))
+    group, _, version = api_version.rpartition("/")
+    schema = resources.crd_schema(group, kind, version) if group else None
+    if schema is None:
+        path = _kubernetes_schema_file(api_version, kind)
+        if path is None:
+            return None
+        schema = json.loads(path.read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema, registry=_registry())
 
 
 def _kubeconform(program: str, target: str, objects: list[dict]) -> list[Finding]:
     stream = "".join("---\n" + yaml.safe_dump(document, sort_keys=False) for document in objects)
+    with resources.crd_schema_dir() as crds:
+        return _run_kubeconform(program, target, stream, f"{crds}/{resources.CRD_NAME_TEMPLATE}")
+
+
+def _run_kubeconform(program: str, target: str, stream: str, crd_location: str) -> list[Finding]:
     command = [
         program,
         "-strict",
@@ -200,7 +216,7 @@ def _kubeconform(program: str, target: str, objects: list[dict]) -> list[Finding
         "-schema-location",
         "default",
         "-schema-location",
-        str(REPO_ROOT / CRD_SCHEMA_TEMPLATE),
+        crd_location,
         "-",
     ]
     completed = subprocess.run(

@@ -1,4 +1,4 @@
-"""Container image references as TF Serving deployments use them: one reading for the generator and the webhook.
+"""Container image references as TF Serving deployments use them, read alike by generator and webhook.
 
 Docker Hub has several spellings of one repository: `tensorflow/serving`, `docker.io/tensorflow/serving`,
 `index.docker.io/…`, `registry-1.docker.io/…`, and `library/` for official images (`docker.io/library/nginx`

@@ -48,9 +48,7 @@ def label_findings(policy: VersionPolicy, labels: Iterable[tuple[str, int]]) -> 
     return findings
 
 
-def labels_not_loaded(
-    labels: Iterable[tuple[str, int]], loaded: Iterable[int]
-) -> list[tuple[str, int]]:
+def labels_not_loaded(labels: Iterable[tuple[str, int]], loaded: Iterable[int]) -> list[tuple[str, int]]:
     """The labels whose version is not among the versions TF Serving loads (it would refuse them)."""
     present = set(loaded)
     return [(label, version) for label, version in labels if version not in present]

@@ -73,7 +73,12 @@ def render_model_server_config(entries: Iterable[ModelEntry]) -> str:
             "    }",
         ]
         for label, version in entry.labels:
-            lines += ["    version_labels {", f"      key: {quote(label)}", f"      value: {version}", "    }"]
+            lines += [
+                "    version_labels {",
+                f"      key: {quote(label)}",
+                f"      value: {version}",
+                "    }",
+            ]
         lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"

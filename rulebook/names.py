@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 # The name in ValidatingWebhookConfiguration.webhooks[].name: kubectl shows it in every denial
-# (`admission webhook "tfserving.tfs-gitops.io" denied the request: ...`); the process gets it as WEBHOOK_NAME.
+# (`admission webhook "tfserving.tfs-gitops.io" denied the request: ...`); the process gets it as
+# WEBHOOK_NAME.
 WEBHOOK_NAME = "tfserving.tfs-gitops.io"
 WEBHOOK_APP = "tfs-webhook"  # its namespace, Deployment, Service and Argo CD Application suffix
 WEBHOOK_HTTPS_PORT = 8443

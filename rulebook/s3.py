@@ -110,12 +110,13 @@ def forbidden_reason(host: str) -> str | None:
 
 def workload_endpoint(env: Mapping[str, str]) -> str | None:
     """The URL TF Serving's S3 filesystem would use from S3_ENDPOINT/S3_USE_HTTPS, or None when unset."""
-    raw = (env.get("S3_ENDPOINT") or "").strip()
+    raw = (env.get(ENDPOINT_VARIABLE) or "").strip()
     if not raw:
         return None
     if "://" in raw:
         return raw
-    use_https = (env.get("S3_USE_HTTPS") or "1").strip() not in ("0", "false", "False")
+    # TensorFlow's S3 filesystem: plain HTTP only when S3_USE_HTTPS starts with '0' (so "false" means HTTPS).
+    use_https = not (env.get(HTTPS_VARIABLE) or "1").startswith("0")
     return f"{'https' if use_https else 'http'}://{raw}"
 
 

@@ -419,26 +419,3 @@ def read_saved_model_text(text: str) -> SavedModelInfo:
     return SavedModelInfo(1, tuple(graphs))
 
 
-# -- encoding (for building synthetic models in tests, benches and the demo) ------------------------------
-
-
-def encode_varint(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def encode_len(number: int, payload: bytes) -> bytes:
-    return encode_varint(number << 3 | LEN) + encode_varint(len(payload)) + payload
-
-
-def encode_uint(number: int, value: int) -> bytes:
-    return encode_varint(number << 3 | VARINT) + encode_varint(value)

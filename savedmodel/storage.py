@@ -28,7 +28,10 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     ReadTimeoutError,
+    SSLError,
 )
+
+from rulebook.s3 import workload_endpoint
 
 _RETRYABLE_CODES = {
     "SlowDown",
@@ -73,13 +76,8 @@ class S3Settings:
 
 
 def _endpoint_from_env(env: Mapping[str, str]) -> str | None:
-    endpoint = (env.get("S3_ENDPOINT") or "").strip()
-    if not endpoint:
-        return None
-    if "://" in endpoint:
-        return endpoint.rstrip("/")
-    scheme = "http" if env.get("S3_USE_HTTPS", "1")[:1] == "0" else "https"
-    return f"{scheme}://{endpoint.rstrip('/')}"
+    endpoint = workload_endpoint(env)
+    return endpoint.rstrip("/") if endpoint else None
 
 
 class StorageError(Exception):
@@ -87,9 +85,8 @@ class StorageError(Exception):
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
-        self.kind = (
-            kind  # unreachable | access-denied | throttled | timed-out | connection-reset | server-error
-        )
+        # unreachable | tls | access-denied | throttled | timed-out | connection-reset | server-error
+        self.kind = kind
         self.message = message
 
 
@@ -266,6 +263,8 @@ class S3Store:
                 last = _classify_client_error(exc, what)
             except NoCredentialsError as exc:
                 raise StorageError("access-denied", f"cannot {what}: no S3 credentials found") from exc
+            except SSLError as exc:
+                raise StorageError("tls", f"cannot {what}: {_tls_problem(exc, self.settings)}") from exc
             except (EndpointConnectionError, ConnectTimeoutError) as exc:
                 last = StorageError(
                     "unreachable", f"cannot {what}: {self.settings.describe()} is unreachable ({_short(exc)})"
@@ -290,6 +289,16 @@ class S3Store:
             time.sleep(pause)
         assert last is not None
         raise StorageError(last.kind, f"{last.message}; gave up after {self.max_attempts} attempts")
+
+
+def _tls_problem(exc: SSLError, settings: S3Settings) -> str:
+    text = str(exc)
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return (
+            f"the TLS handshake with {settings.describe()} failed (wrong version number): it answers plain "
+            "HTTP; set S3_USE_HTTPS=0 (or use an http:// endpoint URL)"
+        )
+    return f"the TLS handshake with {settings.describe()} failed ({_short(exc)})"
 
 
 def _tenths_down(seconds: float) -> float:

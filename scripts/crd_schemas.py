@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
-"""Turn every upstream CRD under schemas/upstream/** into strict JSON schemas under schemas/crds/.
+"""Turn every upstream CRD under schemas/upstream/** into strict JSON schemas under generator/data/crds/.
 
-Output: schemas/crds/<group>/<kind lowercase>_<version>.json, the naming kubeconform expects with
-`-schema-location 'schemas/crds/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'`.
+Output: generator/data/crds/<group>/<kind lowercase>_<version>.json, the naming kubeconform expects with
+`-schema-location 'generator/data/crds/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'`.
 Strict means: every object schema that lists properties and does not preserve unknown fields gets
 `additionalProperties: false` (as kubeconform's openapi2jsonschema.py does). Each schema records its source
 file, the file's SHA-256 and what is known of the upstream version (schemas/upstream/<dir>/source.json when
 present, the CRD's controller-gen annotation otherwise).
 
     scripts/crd_schemas.py           write the schemas (unchanged files are left alone)
-    scripts/crd_schemas.py --check   exit 1 if schemas/crds/ is not what the upstream CRDs produce
+    scripts/crd_schemas.py --check   exit 1 if generator/data/crds/ is not what the upstream CRDs produce
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ROOT / "schemas" / "upstream"
-OUTPUT = ROOT / "schemas" / "crds"
+OUTPUT = ROOT / "generator" / "data" / "crds"
 GENERATOR = "scripts/crd_schemas.py"
 
 
@@ -65,7 +65,7 @@ def _source_info(crd_file: Path, crd: dict) -> dict:
 
 
 def schemas_from(crd_file: Path) -> dict[str, str]:
-    """{path relative to schemas/crds: JSON text} for every version of every CRD in the file."""
+    """{path relative to generator/data/crds: JSON text} for every version of every CRD in the file."""
     result = {}
     with crd_file.open(encoding="utf-8") as stream:
         documents = [doc for doc in yaml.safe_load_all(stream) if isinstance(doc, dict)]
@@ -110,7 +110,7 @@ def all_schemas() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if schemas/crds/ is out of date")
+    parser.add_argument("--check", action="store_true", help="exit 1 if generator/data/crds/ is out of date")
     args = parser.parse_args(argv)
     expected = all_schemas()
     existing = (
@@ -124,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     orphaned = sorted(existing - set(expected))
     if args.check:
         for name in stale:
-            print(f"stale     schemas/crds/{name}")
+            print(f"stale     generator/data/crds/{name}")
         for name in orphaned:
-            print(f"orphaned  schemas/crds/{name}")
+            print(f"orphaned  generator/data/crds/{name}")
         return 1 if stale or orphaned else 0
     for name in stale:
         target = OUTPUT / name
@@ -134,11 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         temporary = target.with_name(f".{target.name}.tmp")
         temporary.write_text(expected[name], encoding="utf-8")
         temporary.replace(target)
-        print(f"wrote     schemas/crds/{name}")
+        print(f"wrote     generator/data/crds/{name}")
     for name in orphaned:
         (OUTPUT / name).unlink()
-        print(f"deleted   schemas/crds/{name}")
-    print(f"schemas/crds: {len(expected)} schemas, {len(stale)} written, {len(orphaned)} deleted")
+        print(f"deleted   generator/data/crds/{name}")
+    print(f"generator/data/crds: {len(expected)} schemas, {len(stale)} written, {len(orphaned)} deleted")
     return 0
 
 

@@ -65,9 +65,9 @@ def upload_version(endpoint: S3Endpoint, version: str, only: tuple[str, ...] | N
 def demo_generator(env: dict[str, str]) -> Path:
     heading("1. models.yaml → Kustomize overlays + Argo CD Applications")
     out = WORK / "overlays"
-    run(["tfs-gitops", "generate", "-c", "models.yaml", "-o", str(out)], env)
-    run(["tfs-gitops", "generate", "-c", "models.yaml", "-o", str(out)], env)  # unchanged re-run
-    run(["tfs-gitops", "check", "-c", "models.yaml", "-o", str(out)], env)
+    run(["tfs-gitops", "generate", "-c", "models.yaml", "--out-dir", str(out)], env)
+    run(["tfs-gitops", "generate", "-c", "models.yaml", "--out-dir", str(out)], env)  # unchanged re-run
+    run(["tfs-gitops", "check", "-c", "models.yaml", "--out-dir", str(out)], env)
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     print(f"\n{len(files)} files under {out.relative_to(ROOT)}/, e.g.:")
     for name in [f for f in files if f.startswith(("base/", "components/", "dev/half-plus-two/"))][:14]:

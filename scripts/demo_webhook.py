@@ -9,11 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from devtools.admission import build_review, kubectl_output
 from devtools.kubeapi import FakeKubeAPI
 from devtools.s3server import S3Endpoint
 from devtools.webhookserver import ServedWebhook
-from webhook.admission import build_review
-from webhook.messages import kubectl_output
 
 WEBHOOK_NAME = "tfserving.tfs-gitops.io"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,38 +156,3 @@ def parse_timeout(text: str | None, default: float) -> float:
     return min(max(value, 0.1), 30.0)
 
 
-def build_review(
-    deployment: dict,
-    *,
-    operation: str = "CREATE",
-    namespace: str | None = None,
-    old: dict | None = None,
-    dry_run: bool = False,
-    uid: str | None = None,
-    username: str = "kubernetes-admin",
-) -> dict:
-    """An admission.k8s.io/v1 AdmissionReview as the API server sends it for an apps/v1 Deployment."""
-    metadata = deployment.get("metadata") or {}
-    namespace = namespace or metadata.get("namespace") or "default"
-    gvk = {"group": "apps", "version": "v1", "kind": "Deployment"}
-    gvr = {"group": "apps", "version": "v1", "resource": "deployments"}
-    options_kind = "CreateOptions" if operation == "CREATE" else "UpdateOptions"
-    return {
-        "kind": "AdmissionReview",
-        "apiVersion": API_VERSION,
-        "request": {
-            "uid": uid or str(uuid.uuid4()),
-            "kind": gvk,
-            "resource": gvr,
-            "requestKind": gvk,
-            "requestResource": gvr,
-            "name": metadata.get("name", ""),
-            "namespace": namespace,
-            "operation": operation,
-            "userInfo": {"username": username, "groups": ["system:masters", "system:authenticated"]},
-            "object": deployment,
-            "oldObject": old,
-            "dryRun": dry_run,
-            "options": {"kind": options_kind, "apiVersion": "meta.k8s.io/v1"},
-        },
-    }

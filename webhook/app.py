@@ -16,7 +16,7 @@ import time
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from webhook.admission import BadRequest, Decision, parse_review, parse_timeout, review_response
+from webhook.admission import BadRequest, parse_review, parse_timeout, review_response
 from webhook.cache import TTLCache
 from webhook.checks.savedmodel import ModelVerifier
 from webhook.config import WebhookConfig
@@ -58,22 +58,6 @@ def create_app(config: WebhookConfig | None = None, *, read_configmap: object = 
     init_metrics(app, metrics)
     init_errors(app, metrics)
     app.extensions["tfs_webhook"]["ready"].set()
-    return app
-
-
-def create_allow_all_app() -> Flask:
-    """The benchmark baseline: the same HTTP path (JSON parse and response) that allows everything."""
-    app = Flask("webhook-allow-all")
-    app.config["MAX_CONTENT_LENGTH"] = WebhookConfig().max_body_bytes
-
-    @app.post("/validate")
-    def validate():
-        request_uid = parse_review(request.get_data(cache=False)).uid
-        return jsonify(review_response(request_uid, Decision(True)))
-
-    app.extensions["tfs_webhook"] = {"ready": threading.Event()}
-    app.extensions["tfs_webhook"]["ready"].set()
-    init_health(app)
     return app
 
 

@@ -32,22 +32,3 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def kubectl_denial(webhook_name: str, message: str, source: str = "STDIN") -> str:
-    """The line `kubectl apply -f -` prints when the webhook denies the object."""
-    return (
-        f'Error from server: error when creating "{source}": admission webhook "{webhook_name}" '
-        f"denied the request: {message}"
-    )
-
-
-def kubectl_output(review_response: dict, deployment: dict, webhook_name: str, source: str = "STDIN") -> str:
-    """What `kubectl apply -f -` prints for a Deployment given the webhook's AdmissionReview response:
-    `Warning: ...` lines, then `deployment.apps/NAME created` or the `Error from server: ...` line."""
-    response = review_response.get("response", review_response)
-    lines = [f"Warning: {text}" for text in response.get("warnings", [])]
-    name = (deployment.get("metadata") or {}).get("name", "")
-    if response.get("allowed"):
-        lines.append(f"deployment.apps/{name} created")
-    else:
-        lines.append(kubectl_denial(webhook_name, (response.get("status") or {}).get("message", ""), source))
-    return "\n".join(lines)

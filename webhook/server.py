@@ -9,7 +9,7 @@ from gunicorn.app.base import BaseApplication
 
 from webhook.gunicorn_conf import options
 
-APPS = {"validate": "webhook.app:create_app", "allow-all": "webhook.app:create_allow_all_app"}
+APP_FACTORY = "webhook.app:create_app"
 
 
 class WebhookServer(BaseApplication):
@@ -32,6 +32,7 @@ class WebhookServer(BaseApplication):
 
 
 def run(
-    bind: str, certfile: str | None = None, keyfile: str | None = None, *, app: str = "validate", **overrides
+    bind: str, certfile: str | None = None, keyfile: str | None = None, *, app: str = APP_FACTORY, **overrides
 ) -> None:
-    WebhookServer(APPS[app], options(bind, certfile, keyfile, **overrides)).run()
+    """Serve the app that `app` ("module:factory") makes, with our gunicorn settings and `overrides`."""
+    WebhookServer(app, options(bind, certfile, keyfile, **overrides)).run()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from generator.cli import main
 from tests.generator.goldens import TESTDATA
+from tfs_gitops.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,11 +74,12 @@ def test_generate_repairs_and_is_idempotent(example):
 
 def test_generate_into_a_new_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    catalogue = TESTDATA / "catalogues" / "cpu-only" / "models.yaml"
-    result = run("generate", "-c", str(catalogue), "-o", "out")
+    source = TESTDATA / "catalogues" / "cpu-only" / "models.yaml"
+    catalogue = shutil.copyfile(source, tmp_path / "models.yaml")
+    result = run("generate", "-c", str(catalogue), "--out-dir", "out")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "dev" / "half-plus-two" / "kustomization.yaml").is_file()
-    json_check = run("check", "-c", str(catalogue), "-o", "out", "--output", "json")
+    json_check = run("check", "-c", str(catalogue), "--out-dir", "out", "--output", "json")
     assert json.loads(json_check.stdout)["clean"] is True
 
 
@@ -116,7 +117,8 @@ def test_unwritable_output_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "dev").write_text("a file where a directory must go\n")
-    result = run("generate", "-c", str(TESTDATA / "catalogues" / "cpu-only" / "models.yaml"), "-o", "out")
+    shutil.copyfile(TESTDATA / "catalogues" / "cpu-only" / "models.yaml", tmp_path / "models.yaml")
+    result = run("generate", "--out-dir", "out")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: cannot write ")
     assert "Traceback" not in result.output

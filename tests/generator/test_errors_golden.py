@@ -7,8 +7,8 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from generator.cli import main
 from tests.generator.goldens import TESTDATA, assert_text
+from tfs_gitops.cli import main
 
 CASES = sorted(path.stem for path in (TESTDATA / "invalid").glob("*.yaml"))
 

@@ -78,7 +78,7 @@ def test_crd_conversion_is_strict_and_records_its_source():
     assert converted["properties"]["spec"]["properties"]["a"]["type"] == ["string", "null"]
     assert "additionalProperties" not in converted["properties"]["free"]
     assert converted["properties"]["port"]["anyOf"] == [{"type": "integer"}, {"type": "string"}]
-    application = json.loads((REPO / "schemas/crds/argoproj.io/application_v1alpha1.json").read_text())
+    application = json.loads((REPO / "generator/data/crds/argoproj.io/application_v1alpha1.json").read_text())
     source = application["x-tfs-gitops-source"]
     assert source["file"] == "schemas/upstream/argo-cd/application-crd.yaml"
     assert source["upstream"]["commit"] == "37ee0097cf851bc2dd7665fc081bbce61a7e836e"

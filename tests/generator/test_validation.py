@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import loader, render, validation
+from generator import loader, render, resources, validation
 from tests.generator.goldens import TESTDATA
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +40,8 @@ def test_application_checked_against_the_argo_cd_crd_schema():
     }
     findings = validation.validate_object("dev/_argocd", application)
     assert [f.path for f in findings] == ["$.spec.syncPolicy.automated"]
-    assert validation.schema_file("argoproj.io/v1alpha1", "Application").name == "application_v1alpha1.json"
+    crd = resources.crd_schema("argoproj.io", "Application", "v1alpha1")
+    assert validation.schema_validator("argoproj.io/v1alpha1", "Application").schema == crd
 
 
 def test_unknown_kinds_and_non_objects_are_findings():

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from devtools.synthetic import pad_graph_def
 from savedmodel import SavedModelChecker, Verdict, VersionPolicy
-from savedmodel.synthetic import pad_graph_def
 from tests.savedmodel.conftest import HALF_PLUS_TWO, MODELS, model_files
 
 pytestmark = pytest.mark.s3

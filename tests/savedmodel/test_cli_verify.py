@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from devtools.s3server import free_port
-from generator.cli import main
 from tests.savedmodel.conftest import HALF_PLUS_TWO, MODELS, model_files
+from tfs_gitops.cli import main
 
 GOLDEN = MODELS / "golden"
 GOOD = model_files(HALF_PLUS_TWO)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devtools.synthetic import pad_graph_def
 from savedmodel.pbwire import (
     BytesSource,
     RangedSource,
@@ -13,7 +14,6 @@ from savedmodel.pbwire import (
     read_saved_model,
     read_saved_model_text,
 )
-from savedmodel.synthetic import pad_graph_def
 from tests.savedmodel.conftest import HALF_PLUS_TWO, MODELS
 
 ALL_PBS = sorted(MODELS.glob("*/*/saved_model.pb"))

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.admission import build_review
 from devtools.s3server import free_port
 from tests.webhook.deployments import deployment, models_config, upload_model, with_container
-from webhook.admission import RESPONSE_CONTRACT, build_review
+from webhook.admission import RESPONSE_CONTRACT
 from webhook.app import create_app
 from webhook.config import WebhookConfig
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devtools.admission import build_review
 from tests.webhook.deployments import upload_model
-from webhook.admission import build_review
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(

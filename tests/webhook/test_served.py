@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.admission import build_review, kubectl_denial
 from tests.webhook.deployments import (
     NAMESPACE,
     deployment,
@@ -20,8 +21,6 @@ from tests.webhook.deployments import (
     upload_model,
     with_container,
 )
-from webhook.admission import build_review
-from webhook.messages import kubectl_denial
 
 pytestmark = pytest.mark.s3
 

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from devtools.admission import build_review
 from tests.webhook.deployments import NAMESPACE, deployment, models_config, set_env
-from webhook.admission import build_review
 from webhook.app import create_app
 from webhook.config import WebhookConfig
 

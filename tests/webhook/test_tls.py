@@ -11,9 +11,9 @@ import time
 
 from click.testing import CliRunner
 
+from devtools.admission import build_review
 from devtools.webhookserver import ServedWebhook
-from generator.cli import main
-from webhook.admission import build_review
+from tfs_gitops.cli import main
 from webhook.certs import make_certs
 from webhook.tls import ReloadingContext
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from devtools.admission import kubectl_denial
 from rulebook.modelconfig import ModelConfigError, parse_model_server_config, parse_text
 from rulebook.policy import VersionPolicy as Policy
 from rulebook.s3 import Endpoint, EndpointError, normalize, workload_endpoint
 from webhook.cache import TTLCache
 from webhook.config import AllowList, ConfigError, WebhookConfig
-from webhook.messages import kubectl_denial, one_line, warning
+from webhook.messages import one_line, warning
 
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata" / "admission"
 

@@ -32,6 +32,7 @@ def check(container: ServingContainer) -> CheckResult:
         return CheckResult.failed(
             NAME,
             f'model "{model.name}" is at {path} but {image} cannot read S3 (the S3 filesystem was removed '
-            f"in tensorflow/serving 2.7.0); use {STOCK_TFSERVING}:{LAST_STOCK_WITH_S3} or an image built with S3 support",
+            f"in tensorflow/serving 2.7.0); use {STOCK_TFSERVING}:{LAST_STOCK_WITH_S3} or an image built "
+            "with S3 support",
         )
     return CheckResult.passed(NAME)

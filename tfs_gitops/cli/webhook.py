@@ -1,10 +1,10 @@
-"""`tfs-gitops webhook serve` and `tfs-gitops webhook certs`."""
+"""`tfs-gitops webhook serve` and `tfs-gitops webhook certs` (Flask and gunicorn load only when they run)."""
 
 from __future__ import annotations
 
 import click
 
-from webhook.config import ConfigError, WebhookConfig
+from rulebook.names import WEBHOOK_HTTPS_PORT
 
 
 def _bind(ctx, param, value: str) -> str:
@@ -21,28 +21,29 @@ def webhook_group() -> None:
 
 @webhook_group.command("serve")
 @click.option(
-    "--bind", default="127.0.0.1:8443", show_default=True, callback=_bind, help="HOST:PORT to listen on."
+    "--bind",
+    default=f"127.0.0.1:{WEBHOOK_HTTPS_PORT}",
+    show_default=True,
+    callback=_bind,
+    help="HOST:PORT to listen on.",
 )
 @click.option("--certfile", type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM).")
 @click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, help="gthread threads (default 64).")
-@click.option("--workers", type=click.IntRange(1, 64), default=None, hidden=True)
-@click.option("--stock-gthread", is_flag=True, hidden=True, help="Plain gthread worker (for the bench).")
 @click.option(
-    "--app", "app_name", type=click.Choice(["validate", "allow-all"]), default="validate", hidden=True
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="gunicorn worker processes (default 1: one process keeps one cache and single-flight).",
 )
 def serve(
-    bind: str,
-    certfile: str | None,
-    keyfile: str | None,
-    threads: int | None,
-    workers: int | None,
-    stock_gthread: bool,
-    app_name: str,
+    bind: str, certfile: str | None, keyfile: str | None, threads: int | None, workers: int | None
 ) -> None:
     """Serve /validate, /healthz, /readyz and /metrics with gunicorn (TLS 1.2+ when given a certificate;
     plain HTTP without one, for local use only). Configuration comes from WEBHOOK_* environment variables."""
     import os
+
+    from webhook.config import ConfigError, WebhookConfig
 
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("--certfile and --keyfile go together")
@@ -55,9 +56,7 @@ def serve(
     from webhook.server import run
 
     overrides = {key: value for key, value in (("threads", threads), ("workers", workers)) if value}
-    if stock_gthread:
-        overrides["worker_class"] = "gthread"
-    run(bind, certfile, keyfile, app=app_name, **overrides)
+    run(bind, certfile, keyfile, **overrides)
 
 
 @webhook_group.command("certs")
@@ -85,6 +84,3 @@ def certs(out_dir: str, hosts: tuple[str, ...], days: int) -> None:
     click.echo(f"serving certificate: {paths.cert}")
     click.echo(f"serving key:         {paths.key}")
     click.echo(f"run: tfs-gitops webhook serve --certfile {paths.cert} --keyfile {paths.key}")
-
-
-COMMANDS = [webhook_group]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from .pbwire import LEN, BytesSource, encode_len, encode_uint, iter_fields
+from savedmodel.pbwire import LEN, VARINT, BytesSource, iter_fields
 
 DT_UINT8 = 4
 
@@ -43,3 +43,25 @@ def pad_graph_def(saved_model: bytes, extra_bytes: int, seed: int = 0) -> bytes:
         return _rewrite(meta_graph, 2, lambda graph_def: graph_def + node)
 
     return _rewrite(saved_model, 2, grow_meta_graph)
+
+
+def encode_varint(value: int) -> bytes:
+    if value < 0:
+        value += 1 << 64
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_len(number: int, payload: bytes) -> bytes:
+    return encode_varint(number << 3 | LEN) + encode_varint(len(payload)) + payload
+
+
+def encode_uint(number: int, value: int) -> bytes:
+    return encode_varint(number << 3 | VARINT) + encode_varint(value)

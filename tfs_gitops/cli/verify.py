@@ -1,33 +1,27 @@
 """`tfs-gitops verify` and `tfs-gitops inspect`: SavedModel checks over S3 from the command line.
 
 Exit codes: 0 valid, 1 invalid, 3 cannot verify (storage unreachable, access denied, throttled, timed out),
-2 usage (bad options, unreadable catalogue). Text output names every reason per version; `--output json`
-adds the transfer statistics (requests, bytes).
+2 usage (bad options, unreadable catalogue). Text output names every reason per version; `-o json` adds the
+transfer statistics (requests, bytes). The S3 library (boto3) is imported only when a command runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
-from savedmodel import (
-    DEFAULT_TAGS,
-    ModelReport,
-    S3Path,
-    S3Settings,
-    SavedModelChecker,
-    Verdict,
-    VersionPolicy,
-    deadline_in,
-    render_inspect_text,
-    render_verify_text,
-)
+from rulebook.policy import VersionPolicy
+from rulebook.s3 import S3Path
+from tfs_gitops.cli.options import catalogue_option, output_option
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_CANNOT_VERIFY = 0, 1, 2, 3
-_EXIT = {Verdict.VALID: EXIT_VALID, Verdict.INVALID: EXIT_INVALID, Verdict.CANNOT_VERIFY: EXIT_CANNOT_VERIFY}
+EXIT_BY_VERDICT = {"valid": EXIT_VALID, "invalid": EXIT_INVALID, "cannot-verify": EXIT_CANNOT_VERIFY}
 
 
 class PolicyType(click.ParamType):
@@ -52,10 +46,23 @@ def _base_path(ctx, param, value):
     return value
 
 
+def _endpoint_url(ctx, param, value):
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(
+            f"cannot use the S3 endpoint {value!r}: it has no scheme; write http://HOST:PORT (plain HTTP, "
+            "like S3_USE_HTTPS=0) or https://HOST[:PORT]"
+        )
+    return value.strip()
+
+
 def _common_options(func):
     func = click.option(
         "--endpoint-url",
         metavar="URL",
+        callback=_endpoint_url,
         help="S3 endpoint (overrides S3_ENDPOINT/S3_USE_HTTPS), e.g. http://127.0.0.1:8333",
     )(func)
     func = click.option(
@@ -72,18 +79,23 @@ def _common_options(func):
         metavar="TAG",
         help="MetaGraph tag set to load (repeatable; default: serve).",
     )(func)
-    func = click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)(
-        func
-    )
-    return func
+    return output_option()(func)
 
 
-def _checker(endpoint_url: str | None, settings: S3Settings | None = None) -> SavedModelChecker:
+def _checker(endpoint_url: str | None, settings=None):
+    from savedmodel import S3Settings, SavedModelChecker
+
     settings = settings or S3Settings.from_env(os.environ, endpoint_url=endpoint_url)
     try:
         return SavedModelChecker(settings)
     except ValueError as exc:
         raise click.UsageError(f"cannot use the S3 endpoint {settings.endpoint_url!r}: {exc}") from None
+
+
+def _tags(tags: tuple[str, ...]) -> frozenset[str]:
+    from savedmodel import DEFAULT_TAGS
+
+    return frozenset(tags) if tags else DEFAULT_TAGS
 
 
 def _emit(output: str, lines: list[str], data) -> None:
@@ -95,10 +107,10 @@ def _emit(output: str, lines: list[str], data) -> None:
 
 
 def _exit_code(verdicts) -> int:
-    verdicts = list(verdicts)
-    if Verdict.INVALID in verdicts:
+    verdicts = {getattr(verdict, "value", verdict) for verdict in verdicts}
+    if "invalid" in verdicts:
         return EXIT_INVALID  # a definite finding outranks "could not tell"
-    if Verdict.CANNOT_VERIFY in verdicts:
+    if "cannot-verify" in verdicts:
         return EXIT_CANNOT_VERIFY
     return EXIT_VALID
 
@@ -112,34 +124,33 @@ def _exit_code(verdicts) -> int:
     help="latest | latest:N | all | specific:V1,V2 (default: latest, or the catalogue's policy).",
 )
 @click.option("--signature", metavar="NAME", help="Signature that must exist, e.g. serving_default.")
-@click.option(
-    "--catalogue",
-    "catalogue_path",
-    default="models.yaml",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Catalogue used when no path is given.",
-)
+@catalogue_option("Catalogue verified when no path is given.")
 @_common_options
-def verify(base_path, policy, signature, catalogue_path, endpoint_url, timeout, tags, output):
+def verify(base_path, policy, signature, catalogue_path, endpoint_url, timeout, tags, output_format):
     """Prove the versions TF Serving will load from BASE_PATH are complete SavedModels.
 
-    Without BASE_PATH, verify every (environment, model) of the catalogue with its version policy.
-    Exit 0 valid, 1 invalid, 3 cannot verify, 2 usage.
+    Without BASE_PATH, verify every (environment, model) of the catalogue with its version policy, and
+    that its version labels name versions that will be loaded. Exit 0 valid, 1 invalid, 3 cannot verify,
+    2 usage.
     """
-    tag_set = frozenset(tags) if tags else DEFAULT_TAGS
+    from savedmodel import deadline_in, render_verify_text
+
+    ctx = click.get_current_context()
     if base_path is None:
-        ctx = click.get_current_context()
-        ctx.exit(_verify_catalogue(catalogue_path, policy, signature, endpoint_url, timeout, tag_set, output))
+        ctx.exit(
+            _verify_catalogue(
+                catalogue_path, policy, signature, endpoint_url, timeout, _tags(tags), output_format
+            )
+        )
     report = _checker(endpoint_url).verify(
         base_path,
         policy or VersionPolicy("latest"),
         signature=signature,
-        tags=tag_set,
+        tags=_tags(tags),
         deadline=deadline_in(timeout),
     )
-    _emit(output, render_verify_text(report), report.to_json())
-    click.get_current_context().exit(_EXIT[report.verdict])
+    _emit(output_format, render_verify_text(report), report.to_json())
+    ctx.exit(EXIT_BY_VERDICT[report.verdict.value])
 
 
 @dataclass(frozen=True)
@@ -148,41 +159,35 @@ class _Target:
     model: str
     base_path: str
     policy: VersionPolicy
+    labels: tuple[tuple[str, int], ...]
     signature: str | None
-    settings: S3Settings
+    settings: object  # savedmodel.S3Settings
 
 
 def _catalogue_targets(
-    path: str, endpoint_url: str | None, policy: VersionPolicy | None, signature: str | None
+    path: Path, endpoint_url: str | None, policy: VersionPolicy | None, signature: str | None
 ) -> list[_Target]:
-    try:
-        from generator.loader import load
-        from generator.problems import CatalogueError
-    except ImportError as exc:  # the generator package is not installed
-        raise click.UsageError(
-            f"verifying the catalogue needs the generator package ({exc}); pass an s3:// path instead"
-        ) from None
+    from generator.loader import load
+    from generator.problems import CatalogueError
+    from savedmodel import S3Settings
+
     try:
         catalogue = load(path)
     except OSError as exc:
         raise click.UsageError(
-            f"cannot read the catalogue {path}: {exc.strerror or exc}; pass an s3:// path or --catalogue FILE"
+            f"cannot read the catalogue {path}: {exc.strerror or exc}; pass an s3:// path or -c FILE"
         ) from None
     except CatalogueError as exc:
-        problems = getattr(exc, "problems", [])
-        details = "\n".join(p.format(path) for p in problems) or str(exc)
-        raise click.UsageError(f"the catalogue {path} is invalid:\n{details}") from None
+        raise click.UsageError(f"the catalogue {path} is invalid:\n" + "\n".join(exc.lines())) from None
+    credentials = S3Settings.from_env(os.environ)
     targets = []
     for deployment in catalogue.deployments:
         storage = deployment.settings.storage
-        env_settings = S3Settings.from_env(os.environ)
-        settings = S3Settings(
+        settings = dataclasses.replace(
+            credentials,
             endpoint_url=endpoint_url or storage.endpoint,
             region=storage.region,
             verify_ssl=storage.verify_ssl,
-            access_key=env_settings.access_key,
-            secret_key=env_settings.secret_key,
-            session_token=env_settings.session_token,
         )
         targets.append(
             _Target(
@@ -190,36 +195,54 @@ def _catalogue_targets(
                 deployment.model.name,
                 deployment.model.base_path,
                 policy or deployment.settings.version_policy,
-                signature or getattr(deployment.model, "signature", None),
+                () if policy else deployment.settings.version_labels,
+                signature,
                 settings,
             )
         )
     return targets
 
 
+def _with_labels_checked(report, labels: tuple[tuple[str, int], ...]):
+    """The report, invalid when a version label names a version TF Serving will not load."""
+    from rulebook.labels import labels_not_loaded
+    from savedmodel import Verdict
+
+    if report.verdict is not Verdict.VALID:
+        return report
+    refused = labels_not_loaded(labels, report.loaded_versions())
+    if not refused:
+        return report
+    problems = tuple(
+        f"version label {label!r} names version {version}, which the {report.policy} policy does not load "
+        "from what S3 holds: TF Serving would refuse the model config"
+        for label, version in refused
+    )
+    return dataclasses.replace(report, verdict=Verdict.INVALID, problems=report.problems + problems)
+
+
 def _verify_catalogue(path, policy, signature, endpoint_url, timeout, tags, output) -> int:
+    from savedmodel import Verdict, deadline_in, render_verify_text
+
     targets = _catalogue_targets(path, endpoint_url, policy, signature)
-    checkers: dict[S3Settings, SavedModelChecker] = {}
-    done: dict[tuple, ModelReport] = {}  # environments often share a model and its policy
-    results: list[tuple[_Target, ModelReport]] = []
+    checkers: dict = {}
+    done: dict = {}  # environments often share a model and its policy
+    results = []
     for target in targets:
         key = (target.settings, target.base_path, target.policy, target.signature)
-        if key in done:
-            results.append((target, done[key]))
-            continue
-        checker = checkers.setdefault(target.settings, _checker(None, target.settings))
-        try:
-            report = checker.verify(
-                target.base_path,
-                target.policy,
-                signature=target.signature,
-                tags=tags,
-                deadline=deadline_in(timeout),
-            )
-        except ValueError as exc:
-            raise click.UsageError(f"{target.environment}/{target.model}: {exc}") from None
-        done[key] = report
-        results.append((target, report))
+        if key not in done:
+            checker = checkers.setdefault(target.settings, _checker(None, target.settings))
+            try:
+                done[key] = checker.verify(
+                    target.base_path,
+                    target.policy,
+                    signature=target.signature,
+                    tags=tags,
+                    deadline=deadline_in(timeout),
+                )
+            except ValueError as exc:
+                raise click.UsageError(f"{target.environment}/{target.model}: {exc}") from None
+        results.append((target, _with_labels_checked(done[key], target.labels)))
     code = _exit_code(report.verdict for _, report in results)
     lines: list[str] = []
     for target, report in results:
@@ -250,17 +273,15 @@ def _verify_catalogue(path, policy, signature, endpoint_url, timeout, tags, outp
 )
 @click.option("--signature", metavar="NAME", help="Signature that must exist, e.g. serving_default.")
 @_common_options
-def inspect(base_path, version, signature, endpoint_url, timeout, tags, output):
+def inspect(base_path, version, signature, endpoint_url, timeout, tags, output_format):
     """Show versions, tags, signatures (inputs/outputs, dtypes, shapes), files and bytes read, from S3.
 
     Like `saved_model_cli show`, without TensorFlow and without downloading the model.
     """
-    tag_set = frozenset(tags) if tags else DEFAULT_TAGS
+    from savedmodel import deadline_in, render_inspect_text
+
     report = _checker(endpoint_url).inspect(
-        base_path, version=version, signature=signature, tags=tag_set, deadline=deadline_in(timeout)
+        base_path, version=version, signature=signature, tags=_tags(tags), deadline=deadline_in(timeout)
     )
-    _emit(output, render_inspect_text(report), report.to_json())
-    click.get_current_context().exit(_EXIT[report.verdict])
-
-
-COMMANDS = [verify, inspect]
+    _emit(output_format, render_inspect_text(report), report.to_json())
+    click.get_current_context().exit(EXIT_BY_VERDICT[report.verdict.value])

@@ -1,0 +1,3 @@
+from tfs_gitops.cli import main
+
+main()
