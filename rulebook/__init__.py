@@ -8,5 +8,6 @@ No Flask, click or boto3 here (a test checks it); each side words its own messag
 - `labels`: when version labels are accepted
 - `s3`: s3:// paths, bucket names, S3_ENDPOINT/S3_USE_HTTPS and endpoints never contacted
 - `server`: tensorflow_model_server's ports, flags and the official entrypoint
-- `names`: the webhook's name, ports, paths and WEBHOOK_* variables, the GPU resource name
+- `sync`: the sync container's command line (storage.mode: sync)
+- `names`: the webhook's name, ports, paths and WEBHOOK_* variables, the GPU resource name, model metrics
 """

@@ -31,3 +31,17 @@ class WebhookEnv:
 
 
 GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class ModelMetrics:
+    """Prometheus metrics of `tfs-gitops sync` and `tfs-gitops watch` (label `model`: the TF Serving name);
+    the generated PrometheusRule alerts on them, so both sides spell them from here."""
+
+    NEWEST_VERSION = "tfs_model_newest_version"  # highest version number found in S3
+    DESIRED_VERSIONS = "tfs_model_desired_versions"  # how many versions the policy selects
+    PRESENT_VERSIONS = "tfs_model_present_versions"  # how many are in place locally (sync)
+    INVALID_VERSIONS = "tfs_model_invalid_versions"  # selected versions that fail the SavedModel contract
+    NEXT_LOAD_VALID = "tfs_model_next_load_valid"  # 1 when what TF Serving loads next is valid, else 0
+    LAST_SUCCESS = "tfs_model_last_success_timestamp_seconds"  # last complete pass over S3
+    BYTES = "tfs_sync_bytes_total"  # bytes downloaded (sync) or read (watch)
+    ERRORS = "tfs_sync_errors_total"  # label `kind`: unreachable, access-denied, …
