@@ -69,12 +69,21 @@ def test_docker_hub_spellings_are_one_repository(reference):
 def test_official_images_under_library():
     assert ImageRef.parse("docker.io/library/nginx:1").repository == "nginx"
     assert ImageRef.parse("registry-1.docker.io/library/busybox").repository == "busybox"
-    assert ImageRef.parse("registry.example.com/library/nginx:1").repository == "registry.example.com/library/nginx"
+    assert (
+        ImageRef.parse("registry.example.com/library/nginx:1").repository
+        == "registry.example.com/library/nginx"
+    )
 
 
 @pytest.mark.parametrize(
     ("tag", "gpu"),
-    [("2.6.2-gpu", True), ("2.6.2-GPU", True), ("latest-gpu", True), ("2.6.2", False), ("2.6.2-devel", False)],
+    [
+        ("2.6.2-gpu", True),
+        ("2.6.2-GPU", True),
+        ("latest-gpu", True),
+        ("2.6.2", False),
+        ("2.6.2-devel", False),
+    ],
 )
 def test_gpu_variant_is_read_case_insensitively(tag, gpu):
     assert ImageRef.parse(f"tensorflow/serving:{tag}").is_gpu() is gpu
@@ -106,5 +115,7 @@ def test_s3_support(reference, support):
 
 
 def test_variant_suggestions():
-    assert ImageRef.parse("tensorflow/serving:2.6.2-gpu").with_variant(gpu=False) == "tensorflow/serving:2.6.2"
+    assert (
+        ImageRef.parse("tensorflow/serving:2.6.2-gpu").with_variant(gpu=False) == "tensorflow/serving:2.6.2"
+    )
     assert ImageRef.parse("tensorflow/serving:2.6.2").with_variant(gpu=True) == "tensorflow/serving:2.6.2-gpu"

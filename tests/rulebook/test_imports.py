@@ -25,7 +25,10 @@ def test_rulebook_imports_only_the_standard_library_and_itself():
                 continue
             for name in names:
                 top = name.split(".")[0]
-                assert top == "rulebook" or top in sys.stdlib_module_names or top == "__future__", (path, name)
+                assert top == "rulebook" or top in sys.stdlib_module_names or top == "__future__", (
+                    path,
+                    name,
+                )
 
 
 def _modules_loaded_by(argv: list[str]) -> set[str]:
@@ -36,7 +39,12 @@ def _modules_loaded_by(argv: list[str]) -> set[str]:
         "sys.stderr.write('\\n'.join(sorted(sys.modules)))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code, *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     return set(done.stderr.splitlines())
 
@@ -52,6 +60,8 @@ def test_help_and_catalogue_commands_import_no_heavy_library(argv):
 
 def test_generate_itself_imports_no_s3_or_web_library(tmp_path):
     (tmp_path / "models.yaml").write_text((ROOT / "models.yaml").read_text())
-    loaded = _modules_loaded_by(["generate", "-c", str(tmp_path / "models.yaml"), "--out-dir", str(tmp_path / "o")])
+    loaded = _modules_loaded_by(
+        ["generate", "-c", str(tmp_path / "models.yaml"), "--out-dir", str(tmp_path / "o")]
+    )
     assert "generator.render" in loaded
     assert not {name for name in loaded if name.split(".")[0] in HEAVY}

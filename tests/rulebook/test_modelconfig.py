@@ -70,7 +70,11 @@ def test_tf_servings_bad_config_is_refused():
 
 def test_rendered_text_is_tf_servings_layout():
     text = render_model_server_config(
-        [ModelEntry("m", 's3://b/"q"\n', policy=VersionPolicy("specific", versions=(1, 2)), labels=(("s", 2),))]
+        [
+            ModelEntry(
+                "m", 's3://b/"q"\n', policy=VersionPolicy("specific", versions=(1, 2)), labels=(("s", 2),)
+            )
+        ]
     )
     assert text == (
         "model_config_list {\n"

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rulebook.policy import VersionPolicy
-from rulebook.policy import parse_version_name
+from rulebook.policy import VersionPolicy, parse_version_name
 from rulebook.sync import STAGING_PREFIX, SyncSpec
 
 
