@@ -29,8 +29,10 @@ from rulebook.names import (
     WebhookEnv,
 )
 from rulebook.s3 import REGION_VARIABLE, Endpoint, EndpointError, normalize
+from tfs_gitops import package_version
 
 APP = WEBHOOK_APP
+IMAGE_REPOSITORY = "ghcr.io/tfserving-gitops/webhook"  # this project's image, tagged with its version
 HTTPS_PORT = WEBHOOK_HTTPS_PORT
 SERVICE_PORT = WEBHOOK_SERVICE_PORT
 RUN_AS = 65532  # the numeric non-root user of the image (Dockerfile)
@@ -51,7 +53,7 @@ _LABEL_KEY_NAME = "kubernetes.io/metadata.name"
 class WebhookSettings:
     environment: str  # catalogue environment name
     namespace: str = "tfs-webhook"
-    image: str = "ghcr.io/tfserving-gitops/webhook:0.1.0"
+    image: str = f"{IMAGE_REPOSITORY}:{package_version()}"
     replicas: int = 3
     failure_policy: Literal["Fail", "Ignore"] = "Fail"
     on_unverifiable: Literal["deny", "warn"] = "deny"  # deny <-> Fail, warn <-> Ignore (validated to match)
