@@ -96,7 +96,7 @@ def _webhook_problems(catalogue: model.Catalogue, document: Document) -> list[Pr
     for environment in catalogue.environments:
         try:
             webhook_wiring.settings_for(catalogue, environment)
-        except (LookupError, ValueError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:
             failures.setdefault(str(exc), []).append(environment.name)
     for message, environments in failures.items():
         if len(environments) < len(catalogue.webhook.environments):
