@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rulebook.images import STOCK_TFSERVING
@@ -53,7 +53,7 @@ _LABEL_KEY_NAME = "kubernetes.io/metadata.name"
 class WebhookSettings:
     environment: str  # catalogue environment name
     namespace: str = "tfs-webhook"
-    image: str = f"{IMAGE_REPOSITORY}:{package_version()}"
+    image: str = field(default_factory=lambda: f"{IMAGE_REPOSITORY}:{package_version()}")
     replicas: int = 3
     failure_policy: Literal["Fail", "Ignore"] = "Fail"
     on_unverifiable: Literal["deny", "warn"] = "deny"  # deny <-> Fail, warn <-> Ignore (validated to match)
