@@ -16,6 +16,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.kubectl
+NOT_SOURCES = (
+    ".git",
+    ".venv",
+    "build",
+    "*.egg-info",
+    "__pycache__",
+    ".demo",
+    ".bench",
+    ".hypothesis",
+    "tests",
+)
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
@@ -28,6 +39,10 @@ def run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -
 def installed(tmp_path_factory):
     """(bin directory of a fresh venv holding the wheel with the `validate` extra, a clean environment)."""
     work = tmp_path_factory.mktemp("installed")
+    # Built from a copy: setuptools keeps a build/ directory beside the sources, whose leftovers (modules
+    # since deleted) would end up in the wheel.
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCES))
     wheels = work / "wheels"
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     built = run(
@@ -41,9 +56,9 @@ def installed(tmp_path_factory):
             "-q",
             "-w",
             str(wheels),
-            str(ROOT),
+            ".",
         ],
-        work,
+        source,
         env,
     )
     assert built.returncode == 0, built.stderr
