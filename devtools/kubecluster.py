@@ -53,6 +53,8 @@ BINARIES = ("kube-apiserver", "etcd")
 # Bump when the way the binaries are built changes (flags, ldflags): it is part of the cache key.
 RECIPE = "1: -trimpath -buildvcs=false -ldflags=-s -w + version stamps"
 ADMIN_USER = "tfs-gitops-admin"
+# Where Go's own installer puts it, for shells whose PATH does not have it; $GO overrides both.
+GO_FALLBACKS = ("/usr/local/go/bin/go",)
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
@@ -167,10 +169,11 @@ def ldflags(name: str, versions: dict[str, str]) -> str:
 
 def build_binary(name: str, target: Path, versions: dict[str, str] | None = None) -> BuildStats:
     """`go build` one wrapper of e2e/cluster/cmd into `target` (atomically), measuring time and memory."""
-    go = shutil.which("go")
+    go = find_go()
     if go is None:
         raise BuildError(
-            "go is not on PATH: building kube-apiserver and etcd needs Go (1.26; see e2e/cluster/go.mod)"
+            "go is not on PATH (nor $GO, nor /usr/local/go/bin): building kube-apiserver and etcd needs Go "
+            "(1.26; see e2e/cluster/go.mod)"
         )
     versions = versions or pinned_versions()
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -205,6 +208,13 @@ def build_binary(name: str, target: Path, versions: dict[str, str] | None = None
     peak = int(lines[-1]) * 1024 if lines and lines[-1].isdigit() else 0
     os.replace(partial, target)
     return BuildStats(name, seconds, peak, sampler.peak)
+
+
+def find_go() -> str | None:
+    for candidate in (os.environ.get("GO"), shutil.which("go"), *GO_FALLBACKS):
+        if candidate and _executable(Path(candidate)):
+            return candidate
+    return None
 
 
 class _TreeSampler(threading.Thread):

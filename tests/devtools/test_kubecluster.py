@@ -97,6 +97,8 @@ def test_only_the_missing_binary_is_built(tmp_path, monkeypatch):
 
 def test_a_missing_go_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("GO", raising=False)
+    monkeypatch.setattr(kubecluster, "GO_FALLBACKS", ())
     with pytest.raises(kubecluster.BuildError, match="go is not on PATH"):
         kubecluster.build_binary("etcd", tmp_path / "etcd")
 

@@ -177,8 +177,8 @@ def e2e(cluster, s3_server, s3_proxy, overlays, models_in_s3, tmp_path_factory) 
     env["WEBHOOK_CACHE_TTL_SECONDS"] = "0"
     webhook = ServedWebhook(env, workdir=tmp_path_factory.mktemp("webhook"))
     recorder = AdmissionRecorder(tmp_path_factory.mktemp("recorder")).start()
-    webhook.start()
     try:
+        webhook.start()
         served = injected(vwc, f"{webhook.url}{_path(vwc)}", webhook.certs.ca_cert)
         recording = _recording_copy(vwc, recorder)
         for config in (served, recording):
