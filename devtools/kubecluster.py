@@ -122,7 +122,11 @@ def binaries_directory() -> Path:
     return cache_root() / build_key()
 
 
-def ensure_binaries(build: bool = True, *, log=print) -> ClusterBinaries | None:
+def _say(message: object) -> None:
+    print(message, flush=True)  # a build takes minutes: say so now, also when stdout is a file
+
+
+def ensure_binaries(build: bool = True, *, log=_say) -> ClusterBinaries | None:
     """The cached kube-apiserver and etcd for the pinned versions; builds the missing ones when `build`.
 
     Returns None when a binary is missing and `build` is false; raises BuildError when a build fails.
