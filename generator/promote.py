@@ -95,11 +95,12 @@ def promote_text(text: str, catalogue: Catalogue, promotion: Promotion) -> str:
         _update_flow_map(entry["versionLabels"], labels)
     elif dict(deployment.settings.version_labels) != labels:
         _append(entry, "versionLabels", _flow_map(labels))
-    _mark(entry, verified=promotion.verified)
     if fresh and environments is None:  # built whole, then attached: trailing comments move below it
-        _append(model, "environments", CommentedMap({promotion.environment: entry}))
+        environments = CommentedMap({promotion.environment: entry})
+        _append(model, "environments", environments)
     elif fresh:
         _append(environments, promotion.environment, entry)
+    _mark(*_pinned_line(model, environments, promotion.environment), verified=promotion.verified)
     return _dump(yaml, data)
 
 
@@ -161,10 +162,30 @@ def _update_flow_map(mapping: CommentedMap, values: dict[str, int]) -> None:
         mapping[key] = value
 
 
-def _mark(entry: CommentedMap, *, verified: bool) -> None:
-    """The UNVERIFIED comment on the versionPolicy line: added for --skip-verify, removed by a verified
-    promotion; the line's own comment stays after it."""
-    token = _eol_token(entry, "versionPolicy")
+def _pinned_line(
+    model: CommentedMap, environments: CommentedMap, environment: str
+) -> tuple[CommentedMap, str]:
+    """The block mapping and key whose line holds the pinned policy (a flow mapping is one line: its
+    comment goes after it)."""
+    entry = environments[environment]
+    if not entry.fa.flow_style():
+        return entry, "versionPolicy"
+    if not environments.fa.flow_style():
+        return environments, environment
+    return model, "environments"
+
+
+def _mark(holder: CommentedMap, key: str, *, verified: bool) -> None:
+    """The UNVERIFIED comment on the pinned line: added for --skip-verify, removed by a verified promotion;
+    the line's own comment stays after it."""
+    token = _eol_token(holder, key)
+    value = holder[key]
+    # ruamel may also hand the line's comment to the value itself (a collection at the end of the file, a
+    # block value): edit both alike, or the old text comes back.
+    twin = value.ca.comment if isinstance(value, (CommentedMap, CommentedSeq)) else None
+    twin_token = twin[0] if twin and token is not None and twin[0] is not None else None
+    if twin_token is not None and twin_token.value != token.value:
+        twin_token = None
     own, _, rest = (token.value if token is not None else "\n").partition("\n")
     own = own.strip()
     if own.startswith(UNVERIFIED_MARK):
@@ -174,15 +195,19 @@ def _mark(entry: CommentedMap, *, verified: bool) -> None:
         own = f"{UNVERIFIED_MARK}; {own[1:].strip()}" if own else UNVERIFIED_MARK
     if token is not None and token.value.startswith("#") and own:
         token.value = f"{own}\n{rest}"  # same column as before
+        if twin_token is not None:
+            twin_token.value = token.value
     elif token is not None and not own:
         if rest:
             token.value = f"\n{rest}"
         else:
-            del entry.ca.items["versionPolicy"]
+            del holder.ca.items[key]
+        if twin_token is not None:
+            twin[0] = None
     elif own:
         if token is not None:
-            del entry.ca.items["versionPolicy"]
-        entry.yaml_add_eol_comment(f"{own}\n{rest}" if rest else own, "versionPolicy")
+            del holder.ca.items[key]
+        holder.yaml_add_eol_comment(f"{own}\n{rest}" if rest else own, key)
 
 
 def _eol_token(mapping: CommentedMap, key: str) -> CommentToken | None:

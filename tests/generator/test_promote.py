@@ -219,3 +219,38 @@ def test_a_label_left_behind_is_a_usage_error(repo, s3_server):
     result = _promote_cli(repo, s3_server, "half-plus-two", "--env", "prod", "--version", "124")
     assert result.exit_code == 2
     assert re.search(r"move it with --label stable", result.output)
+
+
+ENVS = "    environments:\n      dev:"
+SHAPES = {
+    "no environments": "",
+    "block entry, commented": f"{ENVS}\n        versionPolicy: {{specific: [1]}}   # pinned\n",
+    "block entry": f"{ENVS}\n        versionPolicy: {{specific: [1]}}\n",
+    "block list": f"{ENVS}\n        versionPolicy:\n          specific:\n            - 1\n",
+    "block list, commented": f"{ENVS}\n        versionPolicy:   # pinned\n          specific:\n"
+    "            - 1\n",
+    "flow entry": f"{ENVS} {{versionPolicy: {{specific: [1]}}, versionLabels: {{stable: 1}}}}   # flow\n",
+    "flow environments": "    environments: {dev: {replicas: 2}}\n",
+    "latest policy": f"{ENVS}\n        versionPolicy: latest   # follows uploads\n",
+    "followed by a comment": f"{ENVS}\n        replicas: 2\n\n# the end\n",
+}
+
+
+def _unmarked(comments: list[str]) -> list[str]:
+    rest = [c[len(UNVERIFIED_MARK) :].lstrip("; ") if c.startswith(UNVERIFIED_MARK) else c for c in comments]
+    return [c if c.startswith("#") else f"# {c}" for c in rest if c]
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_every_shape_is_edited_marked_and_unmarked_in_place(shape):
+    text = (GENERATOR_TESTDATA / "catalogues" / "cpu-only" / "models.yaml").read_text() + SHAPES[shape]
+    labels = ("stable",) if "stable" in SHAPES[shape] else ()
+    direct = _promote(text, "half-plus-two", "dev", 2, labels)
+    marked = _promote(text, "half-plus-two", "dev", 2, labels, verified=False)
+    for edited in (direct, marked):
+        (deployment,) = loader.loads(edited).deployments
+        assert str(deployment.settings.version_policy) == "specific:2"
+        assert _unmarked(_comments(edited)) == _comments(text)
+    assert marked.count("UNVERIFIED") == 1 and "UNVERIFIED" not in direct
+    assert _promote(marked, "half-plus-two", "dev", 2, labels) == direct
+    assert text.count("\n") <= direct.count("\n") <= text.count("\n") + 3
