@@ -11,8 +11,9 @@ from pathlib import Path
 import yaml
 
 from generator import loader, render
-from generator.catalogue import DEFAULT_TOOLS_IMAGE, NATIVE, SYNC
+from generator.catalogue import NATIVE, SYNC
 from generator.render import podparts, watch
+from generator.webhook_manifests import default_image
 from rulebook.modelconfig import parse_model_server_config
 from rulebook.names import ModelMetrics
 from rulebook.sync import SyncSpec
@@ -110,7 +111,7 @@ def test_sync_size_and_resources_come_from_the_catalogue():
 def test_one_image_for_webhook_and_sidecar():
     model = "  - {name: m, basePath: s3://bkt/m, image: 'tensorflow/serving:2.19.0'}\n"
     cases = {
-        "": (DEFAULT_TOOLS_IMAGE, DEFAULT_TOOLS_IMAGE),
+        "": (default_image(), default_image()),
         "images: {tools: 'r.example/t:1'}\n": ("r.example/t:1", "r.example/t:1"),
         "webhook: {enabled: true, image: 'r.example/w:2'}\n": ("r.example/w:2", "r.example/w:2"),
         "images: {tools: 'r.example/t:1'}\nwebhook: {enabled: true, image: 'r.example/w:2'}\n": (
