@@ -1,6 +1,8 @@
-# The admission webhook's image: `tfs-gitops webhook serve` over TLS on 8443, as a non-root numeric user.
+# This project's image (the catalogue's images.tools): the admission webhook (`tfs-gitops webhook serve` over
+# TLS on 8443, the default command), the sync init container and sidecar of storage.mode sync
+# (`tfs-gitops sync`) and the watch (`tfs-gitops watch`), as a non-root numeric user.
 # Build: docker build -t ghcr.io/tfserving-gitops/webhook:$(version in pyproject.toml) .  (the kind e2e workflow
-# builds it too). The same image runs the model sync sidecar (`tfs-gitops sync`).
+# builds it too).
 # Pin the base by digest in production (python:3.11-slim@sha256:...); the tag keeps this file readable.
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -16,14 +18,15 @@ COPY webhook ./webhook
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install '.[webhook]' && /opt/venv/bin/tfs-gitops --version
 
 FROM python:3.11-slim
-LABEL org.opencontainers.image.title="tfserving-gitops admission webhook" \
+LABEL org.opencontainers.image.title="tfserving-gitops tools: admission webhook, sync sidecar, watch" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp
 COPY --from=build /opt/venv /opt/venv
-# 65532: the conventional "nonroot" uid/gid; numeric so Kubernetes can verify runAsNonRoot.
+# 65532: the conventional "nonroot" uid/gid; numeric so Kubernetes can verify runAsNonRoot; ≥ 10000, and the
+# uid every generated pod runs as (generator/render/podparts.py), so synced files and TF Serving share it.
 USER 65532:65532
 EXPOSE 8443
 ENTRYPOINT ["tfs-gitops"]

@@ -10,12 +10,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from generator.problems import Path
+from rulebook.images import ImageRef, S3Support
 from rulebook.policy import VersionPolicy
 
 DEFAULT_IMAGE = "tensorflow/serving:2.6.2"
 DEFAULT_CLUSTER = "https://kubernetes.default.svc"
-MERGED_SETTINGS = ("resources", "storage", "tfserving", "monitoring", "batching", "autoscaling")
+DEFAULT_MONITORING_NAMESPACE = "monitoring"
+MERGED_SETTINGS = (
+    "resources",
+    "storage",
+    "tfserving",
+    "monitoring",
+    "batching",
+    "autoscaling",
+    "networkPolicy",
+)
 SETTING_KEYS = ("image", "replicas", "versionPolicy", "versionLabels", *MERGED_SETTINGS)
+
+# storage.mode: TF Serving reads s3:// itself (native), or a local directory a sync sidecar fills (sync).
+NATIVE = "native"
+SYNC = "sync"
+
+
+@dataclass(frozen=True, slots=True)
+class Sync:
+    """The sync containers of `storage.mode: sync`."""
+
+    size_limit: str = "4Gi"  # of the emptyDir holding the synced versions
+    requests: tuple[tuple[str, str], ...] = (("cpu", "50m"), ("memory", "128Mi"))
+    limits: tuple[tuple[str, str], ...] = (("cpu", "1"), ("memory", "512Mi"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +47,8 @@ class Storage:
     region: str = "us-east-1"
     verify_ssl: bool = True
     credentials_secret: str = "tfs-s3-credentials"
+    mode: str = NATIVE  # resolved: NATIVE or SYNC
+    sync: Sync = Sync()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +87,8 @@ class Settings:
     autoscaling: Autoscaling
     version_policy: VersionPolicy
     version_labels: tuple[tuple[str, int], ...]
+    monitoring_namespace: str = DEFAULT_MONITORING_NAMESPACE  # Prometheus: may scrape the model's pods
+    client_namespaces: tuple[str, ...] = ()  # namespaces besides its own whose pods may call the model
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +139,9 @@ class Catalogue:
     deployments: tuple[Deployment, ...]  # enabled ones, in environment then model order
     webhook: Webhook | None
     warnings: tuple = ()  # generator.problems.Problem of severity WARNING: valid, but worth a look
+    # This project's image (webhook, sync containers, watch): images.tools, else webhook.image; None: the
+    # image of this version (generator.webhook_manifests.default_image).
+    tools_image: str | None = None
 
     def deployments_in(self, environment: str) -> tuple[Deployment, ...]:
         return tuple(d for d in self.deployments if d.environment.name == environment)
@@ -161,8 +191,10 @@ def build_settings(merged: dict) -> Settings:
     resources = merged.get("resources", {})
     storage = merged["storage"]
     policy = merged.get("versionPolicy", "latest")
+    image = merged.get("image", DEFAULT_IMAGE)
+    monitoring = merged.get("monitoring", {})
     return Settings(
-        image=merged.get("image", DEFAULT_IMAGE),
+        image=image,
         replicas=merged.get("replicas", 1),
         resources=Resources(
             requests=_quantities(resources.get("requests", {})),
@@ -174,13 +206,32 @@ def build_settings(merged: dict) -> Settings:
             region=storage.get("region", "us-east-1"),
             verify_ssl=storage.get("verifySsl", True),
             credentials_secret=storage.get("credentialsSecret", "tfs-s3-credentials"),
+            mode=storage.get("mode") or default_mode(image),
+            sync=_sync(storage.get("sync", {})),
         ),
         poll_wait_seconds=merged.get("tfserving", {}).get("fileSystemPollWaitSeconds", 30),
-        monitoring=merged.get("monitoring", {}).get("enabled", True),
+        monitoring=monitoring.get("enabled", True),
         batching=_batching(merged.get("batching", {})),
         autoscaling=_autoscaling(merged.get("autoscaling", {})),
         version_policy=_version_policy(policy),
         version_labels=tuple(sorted(merged.get("versionLabels", {}).items())),
+        monitoring_namespace=monitoring.get("namespace", DEFAULT_MONITORING_NAMESPACE),
+        client_namespaces=tuple(sorted(set(merged.get("networkPolicy", {}).get("clientNamespaces", [])))),
+    )
+
+
+def default_mode(image: str) -> str:
+    """native for an image that reads s3:// itself; sync for every other (any image reads a local path)."""
+    return NATIVE if ImageRef.parse(image).s3_support() is S3Support.YES else SYNC
+
+
+def _sync(values: dict) -> Sync:
+    default = Sync()
+    resources = values.get("resources", {})
+    return Sync(
+        size_limit=_quantity(values.get("sizeLimit", default.size_limit)),
+        requests=_quantities(resources["requests"]) if "requests" in resources else default.requests,
+        limits=_quantities(resources["limits"]) if "limits" in resources else default.limits,
     )
 
 

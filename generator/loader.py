@@ -69,6 +69,7 @@ def resolve(document: Document, source: str) -> tuple[model.Catalogue, list[Prob
         models=models,
         deployments=tuple(deployments),
         webhook=_webhook(data, environments),
+        tools_image=_tools_image(data),
     )
     problems += _webhook_problems(catalogue, document)
     return catalogue, problems
@@ -103,6 +104,11 @@ def _webhook_problems(catalogue: model.Catalogue, document: Document) -> list[Pr
             message += f" (environments: {', '.join(environments)})"
         problems.append(Problem(*position, "$.webhook", message))
     return problems
+
+
+def _tools_image(data: dict) -> str | None:
+    """One image for the webhook, the sync sidecar and the watch: images.tools, else webhook.image."""
+    return data.get("images", {}).get("tools") or data.get("webhook", {}).get("image")
 
 
 def _webhook(data: dict, environments: tuple[model.Environment, ...]) -> model.Webhook | None:

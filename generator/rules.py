@@ -6,16 +6,16 @@
 
 from __future__ import annotations
 
-from generator.catalogue import Settings
+from generator.catalogue import NATIVE, Settings
 from generator.problems import ERROR, WARNING, Path, Problem, json_path
 from generator.yamlsource import Document
 from rulebook.images import LAST_STOCK_WITH_S3, STOCK_TFSERVING, ImageRef, S3Support
 from rulebook.labels import LabelIssue, label_findings
-from rulebook.names import WEBHOOK_APP
+from rulebook.names import WATCH_APP, WEBHOOK_APP
 from rulebook.s3 import bucket_problem
 
 RESERVED_ENVIRONMENT_NAMES = frozenset({"base", "components"})
-RESERVED_MODEL_NAMES = frozenset({WEBHOOK_APP})
+RESERVED_MODEL_NAMES = frozenset({WEBHOOK_APP, WATCH_APP})
 
 
 def _items(value: object) -> list[tuple[int, dict]]:
@@ -50,8 +50,9 @@ def check_structure(document: Document) -> list[Problem]:
         if name in RESERVED_MODEL_NAMES:
             report(
                 ("models", index, "name"),
-                f"{name!r} is reserved (the webhook's Argo CD Application is <env>.{name})",
+                f"{name!r} is reserved (the {name[len('tfs-'):]}'s Argo CD Application is <env>.{name})",
             )
+    _unique_serving_names(data.get("models"), report)
     for index, model in _items(data.get("models")):
         base_path = _name(model, "basePath")
         if base_path and base_path.startswith("s3://"):
@@ -99,6 +100,27 @@ def _unique_names(document, entries, key, what, report) -> dict[str, int]:
     return seen
 
 
+def _unique_serving_names(models, report) -> None:
+    """TF Serving names label the metrics (`model`) and key the watch's model config: one model each."""
+    seen: dict[str, int] = {}
+    items = dict(_items(models))
+    for index, model in items.items():
+        name = _name(model, "servingName") or _name(model)
+        if name is None:
+            continue
+        if name in seen and _name(items[seen[name]]) == _name(model):
+            continue  # the same model name twice: reported as such
+        if name in seen:
+            where = "servingName" if "servingName" in model else "name"
+            report(
+                ("models", index, where),
+                f"TF Serving name {name!r} is also the name of models[{seen[name]}]: metrics and the "
+                "watch tell models apart by it; give one of them another servingName",
+            )
+        else:
+            seen[name] = index
+
+
 def _unique_destinations(document, data, report) -> None:
     seen: dict[tuple[str, str], str] = {}
     for index, entry in _items(data.get("environments")):
@@ -142,9 +164,11 @@ def check_deployment(
         problems.append(Problem(*document.position(path), json_path(path), message, severity))
 
     image_origin = json_path(origins[("image",)]) if ("image",) in origins else "the default image"
-    refusal = s3_refusal(settings.image)
-    if refusal:
-        report(("image",), refusal)
+    # Native mode is only ever chosen for such an image when the catalogue asks for it explicitly.
+    if settings.storage.mode == NATIVE:
+        refusal = s3_refusal(settings.image, mode_origin=json_path(origins.get(("storage", "mode"), ())))
+        if refusal:
+            report(("image",), refusal)
     gpu_problem = _gpu_problem(settings, image_origin)
     if gpu_problem:
         report(("resources", "gpu") if settings.resources.gpu else ("image",), gpu_problem)
@@ -160,8 +184,9 @@ def check_deployment(
     return problems
 
 
-def s3_refusal(reference: str) -> str | None:
-    """Why this image cannot serve s3:// model paths, or None when it can (custom images are trusted)."""
+def s3_refusal(reference: str, mode_origin: str | None = None) -> str | None:
+    """Why this image cannot serve s3:// model paths natively, and every way forward; None when it can
+    (custom images are trusted to). `mode_origin`: where the catalogue asks for storage.mode native."""
     image = ImageRef.parse(reference)
     support = image.s3_support()
     if support is S3Support.YES:
@@ -172,11 +197,14 @@ def s3_refusal(reference: str) -> str | None:
         what = f"tag {image.tag!r} names no version"
     else:
         what = f"tag {image.tag!r}"
+    asked = f", yet storage.mode native (at {mode_origin}) has TF Serving read them" if mode_origin else ""
     return (
         f"{reference} cannot read s3:// model paths: stock {STOCK_TFSERVING} images from 2.7 on have no "
-        f"S3 filesystem ({what}); either pin a 2.6.x tag such as {STOCK_TFSERVING}:2.6.2 (2.6.2-gpu for "
-        f"GPU models; {LAST_STOCK_WITH_S3} is the last), or use an image built with an S3 filesystem under "
-        f"another repository name (custom images are trusted to read s3://)"
+        f"S3 filesystem ({what}){asked}; either use storage.mode sync (a sync sidecar copies verified "
+        f"versions into a local directory TF Serving reads; the default for such images, so removing mode "
+        f"native does it), or pin a 2.6.x tag such as {STOCK_TFSERVING}:2.6.2 (2.6.2-gpu for GPU models; "
+        f"{LAST_STOCK_WITH_S3} is the last), or use an image built with an S3 filesystem under another "
+        f"repository name (custom images are trusted to read s3://)"
     )
 
 

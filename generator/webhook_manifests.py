@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from generator.network import NAMESPACE_NAME_LABEL, dns_egress, egress_peers
 from rulebook.images import STOCK_TFSERVING
 from rulebook.names import (
     HEALTH_PATH,
@@ -39,21 +40,22 @@ RUN_AS = 65532  # the numeric non-root user of the image (Dockerfile)
 # Kubernetes API server endpoints as seen from a pod after the Service DNAT: 443 on most managed clusters,
 # 6443 on kubeadm/kind control planes.
 API_SERVER_PORTS = (443, 6443)
-# Never reachable for S3 egress, even to "any address": link-local (cloud metadata lives there).
-_EXCEPT_V4 = ("169.254.0.0/16",)
-_EXCEPT_V6 = ("fe80::/10",)
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _COMPONENT = r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
 _IMAGE_REPOSITORY = re.compile(rf"{_COMPONENT}(?::[0-9]+)?(?:/{_COMPONENT})*")
-_LABEL_KEY_NAME = "kubernetes.io/metadata.name"
+
+
+def default_image() -> str:
+    """This project's image at this version: the webhook's, and the catalogue's images.tools by default."""
+    return f"{IMAGE_REPOSITORY}:{package_version()}"
 
 
 @dataclass(frozen=True)
 class WebhookSettings:
     environment: str  # catalogue environment name
     namespace: str = "tfs-webhook"
-    image: str = field(default_factory=lambda: f"{IMAGE_REPOSITORY}:{package_version()}")
+    image: str = field(default_factory=default_image)
     replicas: int = 3
     failure_policy: Literal["Fail", "Ignore"] = "Fail"
     on_unverifiable: Literal["deny", "warn"] = "deny"  # deny <-> Fail, warn <-> Ignore (validated to match)
@@ -423,7 +425,7 @@ def _network_policy(settings: WebhookSettings, names: _Names) -> dict:
     ingress: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": HTTPS_PORT}]}
     if api_peers:
         ingress["from"] = api_peers
-    dns = {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+    dns = dns_egress()
     api: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": port} for port in API_SERVER_PORTS]}
     if api_peers:
         api["to"] = api_peers
@@ -445,30 +447,11 @@ def _s3_egress_rules(settings: WebhookSettings) -> list[dict]:
     """One rule per allowed endpoint: its port, to the narrowest peer a NetworkPolicy can express."""
     rules: list[dict] = []
     for endpoint in _endpoints(settings.allowed_s3_endpoints):
-        peers = _peers_for_host(endpoint.host, settings.namespace)
+        peers = egress_peers(endpoint.host, settings.namespace)
         rule = {"to": peers, "ports": [{"protocol": "TCP", "port": endpoint.port}]}
         if rule not in rules:
             rules.append(rule)
     return rules
-
-
-def _peers_for_host(host: str, own_namespace: str) -> list[dict]:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if address is not None:
-        return [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}]
-    labels = host.split(".")
-    if len(labels) == 1:  # a bare Service name resolves in the webhook's own namespace
-        return [{"namespaceSelector": {"matchLabels": {_LABEL_KEY_NAME: own_namespace}}}]
-    if len(labels) >= 3 and labels[2] == "svc":  # <service>.<namespace>.svc[.cluster.local]
-        return [{"namespaceSelector": {"matchLabels": {_LABEL_KEY_NAME: labels[1]}}}]
-    # Any other host name: NetworkPolicy cannot match names, so any address but link-local (metadata).
-    return [
-        {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(_EXCEPT_V4)}},
-        {"ipBlock": {"cidr": "::/0", "except": list(_EXCEPT_V6)}},
-    ]
 
 
 def _validating_webhook_configuration(settings: WebhookSettings, names: _Names) -> dict:
@@ -503,7 +486,7 @@ def _validating_webhook_configuration(settings: WebhookSettings, names: _Names) 
             }
         ],
         "namespaceSelector": {
-            "matchExpressions": [{"key": _LABEL_KEY_NAME, "operator": "NotIn", "values": excluded}]
+            "matchExpressions": [{"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": excluded}]
         },
         "matchConditions": [
             {"name": "tfserving-image", "expression": match_expression(settings.tfserving_images)},

@@ -52,6 +52,8 @@ def settings_for(catalogue: Catalogue, environment: Environment):
     images = sorted({_repository(d.settings.image) for d in deployments})
     if images:
         kwargs["tfserving_images"] = tuple(images)
+    if catalogue.tools_image:
+        kwargs.setdefault("image", catalogue.tools_image)  # images.tools: one image for webhook and sidecar
     kwargs["allowed_s3_endpoints"] = tuple(kwargs["allowed_s3_endpoints"])
     regions = sorted({d.settings.storage.region for d in deployments})
     if len(regions) == 1:

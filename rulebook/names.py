@@ -7,6 +7,7 @@ from __future__ import annotations
 # WEBHOOK_NAME.
 WEBHOOK_NAME = "tfserving.tfs-gitops.io"
 WEBHOOK_APP = "tfs-webhook"  # its namespace, Deployment, Service and Argo CD Application suffix
+WATCH_APP = "tfs-watch"  # `tfs-gitops watch` of an environment: Deployment, Service, Application suffix
 WEBHOOK_HTTPS_PORT = 8443
 WEBHOOK_SERVICE_PORT = 443
 WEBHOOK_PATH = "/validate"

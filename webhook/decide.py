@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 
+from webhook import syncsource
 from webhook.admission import AdmissionRequest, Decision
 from webhook.cache import TTLCache
 from webhook.checks import CheckResult, Outcome, gpu_image, s3_support, savedmodel
@@ -63,7 +64,7 @@ def decision_cache(config: WebhookConfig) -> TTLCache:
 
 
 def _decision_key(request: AdmissionRequest, config: WebhookConfig) -> tuple | None:
-    fields = serving_fields(request.object, config.tfserving_images)
+    fields = _verdict_fields(request.object, config)
     if fields is None:
         return None
     namespace = request.namespace or _metadata_namespace(request.object) or "default"
@@ -94,6 +95,13 @@ def _decide(request: AdmissionRequest, services: Services, deadline: float) -> D
         )
     if not found:
         return Decision(True, verdict="skipped")
+    try:
+        sources = syncsource.sync_sources(request.object)
+    except syncsource.InvalidSyncLine as exc:
+        return _deny(CheckResult.failed(savedmodel.NAME, f"{clip(str(exc), 240)}"))
+    except Malformed as exc:
+        return _deny(CheckResult.failed("tfserving-webhook", f"the Deployment is malformed: {exc}"))
+    found = [syncsource.attach(container, request.object, sources) for container in found]
 
     results: list[CheckResult] = []
     for container in found:
@@ -120,9 +128,16 @@ def _metadata_namespace(obj: object) -> str:
     return ""
 
 
+def _verdict_fields(obj: object, config: WebhookConfig) -> object:
+    """The TF Serving containers, the volumes and the sync containers: what the verdict depends on."""
+    serving = serving_fields(obj, config.tfserving_images)
+    synced = syncsource.sync_fields(obj)
+    return None if serving is None or synced is None else [serving, synced]
+
+
 def _same_serving(request: AdmissionRequest, config: WebhookConfig) -> bool:
-    old = serving_fields(request.old_object, config.tfserving_images)
-    return old is not None and old == serving_fields(request.object, config.tfserving_images)
+    old = _verdict_fields(request.old_object, config)
+    return old is not None and old == _verdict_fields(request.object, config)
 
 
 def _stop(results: list[CheckResult], config: WebhookConfig) -> Decision | None:

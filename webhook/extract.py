@@ -58,6 +58,8 @@ class ServingContainer:
     limits: Mapping[str, object] = field(default_factory=dict)
     requests: Mapping[str, object] = field(default_factory=dict)
     unresolved: tuple[str, ...] = ()  # why we cannot tell what it loads
+    # storage.mode sync: local base path → the sync containers filling it (webhook.syncsource.attach)
+    synced: Mapping[str, tuple] = field(default_factory=dict)
 
 
 # --- pod spec helpers --------------------------------------------------------------------------------------
@@ -140,6 +142,11 @@ def _container_env(container: dict, where: str) -> tuple[dict[str, str], frozens
         literal[name] = value
         indirect.discard(name)
     return literal, frozenset(indirect)
+
+
+def container_env(container: dict, where: str) -> tuple[dict[str, str], frozenset[str]]:
+    """A container's literal env values (`$(VAR)` expanded) and the names set indirectly (valueFrom)."""
+    return _container_env(container, where)
 
 
 def expand(text: str, env: Mapping[str, str], indirect: frozenset[str]) -> tuple[str, set[str]]:

@@ -4,6 +4,7 @@ Layout (see docs/generator.md):
     base/, components/gpu/             shared Kustomize parts
     <env>/kustomization.yaml           everything of the environment (models and webhook)
     <env>/<model>/                     one model in one environment (an Argo CD Application's path)
+    <env>/_watch/                      `tfs-gitops watch` and its PrometheusRule, when a model needs it
     <env>/_webhook/                    the admission webhook, when enabled for the environment
     <env>/_argocd/                     the environment's Applications (path of its app-of-apps)
     <env>/app-of-apps.yaml             the app-of-apps, applied once by hand to bootstrap
@@ -11,11 +12,12 @@ Layout (see docs/generator.md):
 
 from __future__ import annotations
 
-from generator import webhook_wiring
-from generator.catalogue import Catalogue, Environment
-from generator.render import argocd, kubernetes
+from generator import webhook_manifests, webhook_wiring
+from generator.catalogue import SYNC, Catalogue, Environment
+from generator.render import argocd, kubernetes, watch
 from generator.render.yamltext import dump, header
 
+WATCH_DIR = "_watch"
 WEBHOOK_DIR = "_webhook"
 ARGOCD_DIR = "_argocd"
 
@@ -38,11 +40,20 @@ def _environment_files(catalogue: Catalogue, environment: Environment) -> dict[s
     applications: dict[str, dict] = {}
     for deployment in deployments:
         model = deployment.model.name
-        for name, content in kubernetes.model_files(deployment).items():
+        synced = deployment.settings.storage.mode == SYNC
+        for name, content in kubernetes.model_files(deployment, _tools_image(catalogue, synced)).items():
             text = header(source) + content if isinstance(content, str) else dump(content, source)
             files[f"{env}/{model}/{name}"] = text
         applications[f"{model}.yaml"] = argocd.model_application(catalogue.argocd, environment, model)
     workloads = [deployment.model.name for deployment in deployments]
+    watched = bool(watch.watched(catalogue.deployments_in(env)))
+    watch_files = watch.files(environment, catalogue.deployments_in(env), _tools_image(catalogue, watched))
+    if watch_files is not None:
+        for name, content in watch_files.items():
+            text = header(source) + content if isinstance(content, str) else dump(content, source)
+            files[f"{env}/{WATCH_DIR}/{name}"] = text
+        applications[f"{WATCH_DIR}.yaml"] = argocd.watch_application(catalogue.argocd, environment)
+        workloads.append(WATCH_DIR)
     webhook = webhook_wiring.render_for(catalogue, environment)
     if webhook is not None:
         for name, document in webhook.files.items():
@@ -62,3 +73,10 @@ def _environment_files(catalogue: Catalogue, environment: Environment) -> dict[s
     )
     files[f"{env}/app-of-apps.yaml"] = dump(argocd.app_of_apps(catalogue.argocd, environment), source)
     return files
+
+
+def _tools_image(catalogue: Catalogue, needed: bool) -> str | None:
+    """This project's image, when something runs it (the default reads the package version)."""
+    if not needed:
+        return None
+    return catalogue.tools_image or webhook_manifests.default_image()

@@ -1,13 +1,14 @@
 """Argo CD Applications: one per (environment, model), one for the webhook, one app-of-apps per environment.
 
-Names: the app-of-apps is `<env>`, a model's Application `<env>.<model>`, the webhook's `<env>.tfs-webhook`
-(model and environment names are DNS labels without dots, so these never collide).
+Names: the app-of-apps is `<env>`, a model's Application `<env>.<model>`, the webhook's `<env>.tfs-webhook`,
+the watch's `<env>.tfs-watch` (model and environment names are DNS labels without dots, and `tfs-webhook`
+and `tfs-watch` are reserved model names, so these never collide).
 """
 
 from __future__ import annotations
 
 from generator.catalogue import ArgoCD, Environment
-from rulebook.names import WEBHOOK_APP
+from rulebook.names import WATCH_APP, WEBHOOK_APP
 
 ARGOCD_API = "argoproj.io/v1alpha1"
 IN_CLUSTER = "https://kubernetes.default.svc"
@@ -89,6 +90,18 @@ def webhook_application(
         app["spec"]["ignoreDifferences"] = ignore_differences
         app["spec"]["syncPolicy"]["syncOptions"].append("RespectIgnoreDifferences=true")
     return app
+
+
+def watch_application(argocd: ArgoCD, environment: Environment) -> dict:
+    return _application(
+        argocd,
+        environment,
+        f"{environment.name}.{WATCH_APP}",
+        f"{argocd.path}/{environment.name}/_watch",
+        environment.cluster,
+        environment.namespace,
+        finalizer=True,
+    )
 
 
 def app_of_apps(argocd: ArgoCD, environment: Environment) -> dict:

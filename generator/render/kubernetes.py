@@ -8,13 +8,15 @@ composed side by side (overlays/<env>/), which it cannot do after renames.
 
 from __future__ import annotations
 
-from generator.catalogue import Deployment
-from generator.render import tfserving
+from generator.catalogue import SYNC, Deployment
+from generator.network import dns_egress, egress_peers, namespace_peer
+from generator.render import podparts, sync, tfserving
 from generator.render.yamltext import dump_plain
-from rulebook import s3
 from rulebook.images import STOCK_TFSERVING, ImageRef
 from rulebook.names import GPU_RESOURCE
+from rulebook.s3 import normalize
 from rulebook.server import GRPC_PORT, MODEL_SERVER_PATH, PROMETHEUS_PATH, REST_PORT
+from rulebook.sync import HTTP_PORT as SYNC_PORT
 
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 BASE_NAME = "tfserving"
@@ -95,12 +97,7 @@ def _base_deployment() -> dict:
                 "metadata": {"labels": dict(NAME_LABEL)},
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 1000,
-                        "runAsGroup": 1000,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": podparts.pod_security_context(),
                     "containers": [
                         {
                             "name": CONTAINER,
@@ -114,25 +111,20 @@ def _base_deployment() -> dict:
                             # TF Serving opens its ports only after the first load: allow 10 minutes for it.
                             "startupProbe": {**tcp_grpc, "periodSeconds": 10, "failureThreshold": 60},
                             "livenessProbe": {**tcp_grpc, "periodSeconds": 10, "failureThreshold": 3},
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "runAsNonRoot": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
+                            "securityContext": podparts.container_security_context(),
                             "volumeMounts": [
                                 {
                                     "name": "tfserving-config",
                                     "mountPath": tfserving.CONFIG_DIR,
                                     "readOnly": True,
                                 },
-                                {"name": "tmp", "mountPath": "/tmp"},
+                                podparts.tmp_mount(),
                             ],
                         }
                     ],
                     "volumes": [
                         {"name": "tfserving-config", "configMap": {"name": CONFIG_NAME}},
-                        {"name": "tmp", "emptyDir": {}},
+                        {"name": podparts.TMP_VOLUME, "emptyDir": {}},
                     ],
                 },
             },
@@ -140,8 +132,9 @@ def _base_deployment() -> dict:
     }
 
 
-def model_files(deployment: Deployment) -> dict[str, dict | str]:
-    """Files of overlays/<env>/<model>/: dicts are YAML documents, strings are text files."""
+def model_files(deployment: Deployment, tools_image: str | None) -> dict[str, dict | str]:
+    """Files of overlays/<env>/<model>/: dicts are YAML documents, strings are text files. `tools_image`
+    is this project's image (the sync containers of storage.mode sync)."""
     settings = deployment.settings
     name = deployment.model.name
     files: dict[str, dict | str] = {"models.config": tfserving.models_config(deployment)}
@@ -156,6 +149,8 @@ def model_files(deployment: Deployment) -> dict[str, dict | str]:
     if settings.autoscaling.enabled:
         files["horizontalpodautoscaler.yaml"] = _hpa(deployment)
         resources.append("horizontalpodautoscaler.yaml")
+    files["networkpolicy.yaml"] = _network_policy(deployment)
+    resources.append("networkpolicy.yaml")
     fields: dict = {
         "namespace": deployment.environment.namespace,
         "namePrefix": f"{name}-",
@@ -170,7 +165,7 @@ def model_files(deployment: Deployment) -> dict[str, dict | str]:
     fields["images"] = [_image_entry(settings.image)]
     fields["configMapGenerator"] = [{"name": CONFIG_NAME, "files": config_files}]
     # Inline (one file fewer per model and environment); still a serialized document, not a template.
-    fields["patches"] = [{"patch": dump_plain(_deployment_patch(deployment))}]
+    fields["patches"] = [{"patch": dump_plain(_deployment_patch(deployment, tools_image))}]
     files["kustomization.yaml"] = kustomization(**fields)
     return files
 
@@ -187,36 +182,23 @@ def _image_entry(reference: str) -> dict:
     return entry
 
 
-def _deployment_patch(deployment: Deployment) -> dict:
+def _deployment_patch(deployment: Deployment, tools_image: str | None) -> dict:
     settings = deployment.settings
-    storage = settings.storage
-    secret = storage.credentials_secret
-    container: dict = {
-        "name": CONTAINER,
-        "args": tfserving.server_args(deployment),
-        "env": [
-            *({"name": name, "value": value} for name, value in s3.tfserving_env(storage.endpoint).items()),
-            {"name": s3.VERIFY_SSL_VARIABLE, "value": "1" if storage.verify_ssl else "0"},
-            {"name": s3.REGION_VARIABLE, "value": storage.region},
-            {
-                "name": "AWS_ACCESS_KEY_ID",
-                "valueFrom": {"secretKeyRef": {"name": secret, "key": "AWS_ACCESS_KEY_ID"}},
-            },
-            {
-                "name": "AWS_SECRET_ACCESS_KEY",
-                "valueFrom": {"secretKeyRef": {"name": secret, "key": "AWS_SECRET_ACCESS_KEY"}},
-            },
-        ],
-        # Ready only once the model is loaded: /v1/models/NAME answers 200 while it is still loading.
-        "readinessProbe": {
-            "httpGet": {"path": f"/v1/models/{deployment.model.serving_name}/metadata", "port": "http"},
-            "periodSeconds": 5,
-            "failureThreshold": 3,
-        },
+    synced = settings.storage.mode == SYNC
+    container: dict = {"name": CONTAINER, "args": tfserving.server_args(deployment)}
+    if not synced:  # in sync mode TF Serving reads a local directory: no S3 settings, no keys
+        container["env"] = podparts.s3_env(settings.storage)
+    # Ready only once the model is loaded: /v1/models/NAME answers 200 while it is still loading.
+    container["readinessProbe"] = {
+        "httpGet": {"path": f"/v1/models/{deployment.model.serving_name}/metadata", "port": "http"},
+        "periodSeconds": 5,
+        "failureThreshold": 3,
     }
     resources = _resources(deployment)
     if resources:
         container["resources"] = resources
+    if synced:
+        container["volumeMounts"] = [sync.serving_mount()]
     spec: dict = {}
     if not settings.autoscaling.enabled:
         spec["replicas"] = settings.replicas
@@ -229,24 +211,61 @@ def _deployment_patch(deployment: Deployment) -> dict:
                 "prometheus.io/path": PROMETHEUS_PATH,
             }
         }
-    template["spec"] = {"containers": [container]}
+    pod: dict = {}
+    if synced:
+        pod["initContainers"] = [sync.init_container(deployment, tools_image)]
+    pod["containers"] = [container]
+    if synced:
+        if sync.has_sidecar(deployment):
+            pod["containers"].append(sync.sidecar(deployment, tools_image))
+        pod["volumes"] = [sync.volume(deployment)]
+    template["spec"] = pod
     spec["template"] = template
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": BASE_NAME}, "spec": spec}
 
 
+def _network_policy(deployment: Deployment) -> dict:
+    """Ingress: gRPC and REST from the pods of the model's namespace (and clientNamespaces), the same plus
+    the sync sidecar's metrics from the monitoring namespace. Egress: DNS and the storage endpoint only."""
+    settings = deployment.settings
+    namespace = deployment.environment.namespace
+    serving_ports = [{"protocol": "TCP", "port": GRPC_PORT}, {"protocol": "TCP", "port": REST_PORT}]
+    clients = [{"podSelector": {}}, *(namespace_peer(name) for name in settings.client_namespaces)]
+    monitoring_ports = list(serving_ports)
+    if settings.storage.mode == SYNC and sync.has_sidecar(deployment):
+        monitoring_ports.append({"protocol": "TCP", "port": SYNC_PORT})
+    endpoint = normalize(settings.storage.endpoint)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": BASE_NAME, "labels": {**NAME_LABEL, **COMMON_LABELS}},
+        "spec": {
+            # kustomize adds the instance label (includeSelectors): this model's pods only.
+            "podSelector": {"matchLabels": dict(NAME_LABEL)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {"from": clients, "ports": serving_ports},
+                {"from": [namespace_peer(settings.monitoring_namespace)], "ports": monitoring_ports},
+            ],
+            "egress": [
+                dns_egress(),
+                {
+                    "to": egress_peers(endpoint.host, namespace),
+                    "ports": [{"protocol": "TCP", "port": endpoint.port}],
+                },
+            ],
+        },
+    }
+
+
 def _resources(deployment: Deployment) -> dict:
     resources = deployment.settings.resources
-    requests = dict(resources.requests)
-    limits = dict(resources.limits)
+    requests = resources.requests
+    limits = resources.limits
     if resources.gpu:
-        limits[GPU_RESOURCE] = str(resources.gpu)
-        requests[GPU_RESOURCE] = str(resources.gpu)
-    result = {}
-    if limits:
-        result["limits"] = limits
-    if requests:
-        result["requests"] = requests
-    return result
+        limits += ((GPU_RESOURCE, str(resources.gpu)),)
+        requests += ((GPU_RESOURCE, str(resources.gpu)),)
+    return podparts.resource_list(requests, limits)
 
 
 def _hpa(deployment: Deployment) -> dict:

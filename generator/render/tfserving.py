@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from generator.catalogue import Batching, Deployment
+import posixpath
+
+from generator.catalogue import SYNC, Batching, Deployment
 from rulebook.modelconfig import ModelEntry, render_model_server_config
 from rulebook.server import GRPC_PORT, PROMETHEUS_PATH, REST_PORT, Flag
 
 CONFIG_DIR = "/etc/tfserving"
+MODELS_DIR = "/models"  # storage.mode sync: the emptyDir the sync containers fill, read-only for TF Serving
 
 
-def model_entry(deployment: Deployment) -> ModelEntry:
-    """What TF Serving is told to load for this deployment (one model)."""
+def base_path(deployment: Deployment) -> str:
+    """Where TF Serving reads the model: its s3:// path, or in sync mode the local copy of it."""
+    if deployment.settings.storage.mode == SYNC:
+        return posixpath.join(MODELS_DIR, deployment.model.serving_name)
+    return deployment.model.base_path
+
+
+def model_entry(deployment: Deployment, *, source: bool = False) -> ModelEntry:
+    """What TF Serving is told to load for this deployment (one model); with `source`, from S3 whatever
+    the storage mode (what the watch and the sync containers read)."""
     settings = deployment.settings
     return ModelEntry(
         name=deployment.model.serving_name,
-        base_path=deployment.model.base_path,
+        base_path=deployment.model.base_path if source else base_path(deployment),
         policy=settings.version_policy,
         labels=settings.version_labels,
     )

@@ -102,6 +102,8 @@ model_settings = st.fixed_dictionaries(
         "versionLabels": st.sampled_from(
             [{"stable": 1}, {"stable": 2}, {"stable": 4}, {"stable": 2, "canary": 4}]
         ),
+        # unset: native for images that read s3://, sync (sidecar, local path) for the others
+        "storage": st.sampled_from([{"mode": "native"}, {"mode": "sync"}]),
     },
 )
 
@@ -222,9 +224,13 @@ def test_gpu_image_without_a_gpu_is_refused_by_both(world, s3_env):
 
 
 def test_registry_1_docker_io_is_docker_hub_for_both(world, s3_env):
-    problems, answer = verdicts(world, [{"image": "registry-1.docker.io/tensorflow/serving:2.14.1"}])
+    # Read natively (asked for explicitly: such an image is synced by default), both refuse it.
+    image = "registry-1.docker.io/tensorflow/serving:2.14.1"
+    problems, answer = verdicts(world, [{"image": image, "storage": {"mode": "native"}}])
     assert len(problems) == 1 and "cannot read s3:// model paths" in problems[0]
     assert answer["allowed"] is False and answer["status"]["message"].startswith("s3-support: ")
+    problems, answer = verdicts(world, [{"image": image}])  # storage.mode sync: both admit it
+    assert problems == [] and answer["allowed"] is True
 
 
 def test_upper_case_gpu_tag_is_a_gpu_image_for_both(world, s3_env):

@@ -119,6 +119,8 @@ S3_RULE = [
     ("tensorflow/serving", S3, Outcome.FAIL),
     ("tensorflow/serving:nightly", S3, Outcome.FAIL),
     ("tensorflow/serving:2.11.0", (ServedModel("m", "gs://b/m"),), Outcome.PASS),
+    # storage.mode sync: a current image reads a local directory the sync containers fill
+    ("tensorflow/serving:2.19.0", (ServedModel("m", "/models/m"),), Outcome.PASS),
     ("tensorflow/serving@sha256:" + "b" * 64, S3, Outcome.UNDECIDED),
     ("tensorflow/serving:custom", S3, Outcome.UNDECIDED),
     ("registry.local/tfs-with-s3:2.15", S3, Outcome.PASS),

@@ -23,6 +23,7 @@ COMMANDS = {
     "validate": "tfs_gitops.cli.catalogue:validate",
     "verify": "tfs_gitops.cli.verify:verify",
     "inspect": "tfs_gitops.cli.verify:inspect",
+    "promote": "tfs_gitops.cli.promote:promote",
     "webhook": "tfs_gitops.cli.webhook:webhook_group",
 }
 

@@ -182,13 +182,7 @@ def _catalogue_targets(
     credentials = S3Settings.from_env(os.environ)
     targets = []
     for deployment in catalogue.deployments:
-        storage = deployment.settings.storage
-        settings = dataclasses.replace(
-            credentials,
-            endpoint_url=endpoint_url or storage.endpoint,
-            region=storage.region,
-            verify_ssl=storage.verify_ssl,
-        )
+        settings = storage_settings(credentials, deployment.settings.storage, endpoint_url)
         targets.append(
             _Target(
                 deployment.environment.name,
@@ -201,6 +195,17 @@ def _catalogue_targets(
             )
         )
     return targets
+
+
+def storage_settings(credentials, storage, endpoint_url: str | None):
+    """S3Settings for a catalogue storage: its endpoint (unless --endpoint-url), region and TLS
+    verification, with the credentials of the environment."""
+    return dataclasses.replace(
+        credentials,
+        endpoint_url=endpoint_url or storage.endpoint,
+        region=storage.region,
+        verify_ssl=storage.verify_ssl,
+    )
 
 
 def _with_labels_checked(report, labels: tuple[tuple[str, int], ...]):

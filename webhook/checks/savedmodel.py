@@ -4,10 +4,15 @@ Runs last (it is the only check that talks to storage). Before any S3 request th
 must be on the operator's allow-list (SSRF); the request uses the webhook's own credentials and TLS settings,
 never the workload's. Results are cached (TTL; negative results shorter) and identical concurrent checks
 share one S3 check.
+
+storage.mode sync: a local base path is checked where it comes from, the S3 source of the sync containers
+filling it (webhook.syncsource), with the TF Serving model's policy and the sync container's S3 endpoint.
+A local path no sync container fills cannot be checked at all: denied.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +26,7 @@ from webhook.checks import CheckResult
 from webhook.config import WebhookConfig
 from webhook.extract import ServedModel, ServingContainer
 from webhook.messages import clip
+from webhook.syncsource import SyncSource
 
 NAME = "savedmodel"
 
@@ -97,9 +103,10 @@ def _verdict(report) -> str:
 
 
 def resolve_endpoint(
-    container: ServingContainer, config: WebhookConfig
+    container: ServingContainer | SyncSource, config: WebhookConfig
 ) -> tuple[Endpoint | None, CheckResult | None]:
-    """The allowed endpoint this container's models are read from, or the result that stops the check."""
+    """The allowed endpoint a container reads models from (TF Serving's own, or a sync container's), or the
+    result that stops the check."""
     if "S3_ENDPOINT" in container.indirect_env or (container.env_from and "S3_ENDPOINT" not in container.env):
         return None, CheckResult.undecided(
             NAME,
@@ -137,21 +144,12 @@ def check(
             f'cannot tell what container "{container.name}" loads: {container.unresolved[0]}',
             "on_unresolved",
         )
-    local = [m for m in container.models if not m.base_path.startswith("s3://")]
-    if local:
-        model = local[0]
-        return CheckResult.undecided(
-            NAME,
-            f'model "{model.name}" is at {clip(model.base_path, 90)}, which the webhook cannot check '
-            "(only s3:// paths are verified)",
-            "on_unresolved",
-        )
-    endpoint, stop = resolve_endpoint(container, config)
+    targets, stop = _targets(container, config)
     if stop is not None:
         return stop
     warnings: list[str] = []
     requests = 0
-    for model in container.models:
+    for model, endpoint in targets:
         label_problem = _label_problem(model)
         if label_problem:
             return CheckResult.failed(NAME, label_problem)
@@ -180,6 +178,59 @@ def check(
         warnings.extend(model_warnings(model, report))
     result = CheckResult.passed(NAME, tuple(warnings))
     return CheckResult(result.check, result.outcome, warnings=result.warnings, s3_requests=requests)
+
+
+def _targets(
+    container: ServingContainer, config: WebhookConfig
+) -> tuple[list[tuple[ServedModel, Endpoint]], CheckResult | None]:
+    """What to verify where: each s3:// model at the container's endpoint, each synced local model at its
+    sync containers' S3 source and endpoint (under the model's name and policy); or the result that stops
+    the check."""
+    targets: list[tuple[ServedModel, Endpoint]] = []
+    if any(model.base_path.startswith("s3://") for model in container.models):
+        endpoint, stop = resolve_endpoint(container, config)
+        if stop is not None:
+            return [], stop
+        targets += [(m, endpoint) for m in container.models if m.base_path.startswith("s3://")]
+    for model in container.models:
+        if model.base_path.startswith("s3://"):
+            continue
+        sources = container.synced.get(model.base_path, ())
+        problem = _sync_problem(model, sources)
+        if problem:
+            return [], CheckResult.failed(NAME, problem)
+        for source in sources:
+            endpoint, stop = resolve_endpoint(source, config)
+            if stop is not None:
+                return [], stop
+            target = (dataclasses.replace(model, base_path=source.spec.source), endpoint)
+            if target not in targets:
+                targets.append(target)
+    return targets, None
+
+
+def _sync_problem(model: ServedModel, sources: tuple[SyncSource, ...]) -> str:
+    path = clip(model.base_path, 80)
+    if not sources:
+        return (
+            f'model "{model.name}" is at {path}, which no tfs-gitops sync container fills (the same '
+            "volume and directory), so nothing checks what lands there; fill it with sync containers "
+            "(storage.mode sync) or serve an s3:// path"
+        )
+    for source in sources:
+        if source.spec.policy != model.policy:
+            return (
+                f'model "{model.name}" has policy {model.policy} in its model config but container '
+                f'"{source.name}" syncs {path} with --policy {source.spec.policy}; make them the same, '
+                "or TF Serving loads versions nobody checked"
+            )
+    if len({source.spec.source for source in sources}) > 1:
+        names = ", ".join(f'"{source.name}"' for source in sources)
+        return (
+            f'model "{model.name}" at {path} is filled from different S3 paths by containers {names}; '
+            "sync it from one source"
+        )
+    return ""
 
 
 def _cannot_verify(model: ServedModel, why: str) -> CheckResult:
