@@ -290,10 +290,13 @@ def test_every_generated_manifest_is_accepted_by_the_api_server(e2e):
     """Strict server-side field validation of each environment's whole tree (models, webhook, Argo CD
     Applications against Argo CD's CRDs), as a server dry run. TF Serving Deployments are left to the tests
     above: the webhook decides on them, after the API server has validated them."""
-    for crd in sorted((ROOT / "schemas" / "upstream" / "argo-cd").glob("*-crd.yaml")):
+    upstream = ROOT / "schemas" / "upstream"
+    crds = [*upstream.glob("argo-cd/*-crd.yaml"), *upstream.glob("prometheus-operator/*prometheusrules*.yaml")]
+    for crd in sorted(crds):
         e2e.kubectl("apply", "--server-side", "-f", str(crd), check=True)
-    e2e.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                "crd/applications.argoproj.io", check=True)
+    established = e2e.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                              "crd/applications.argoproj.io", "crd/prometheusrules.monitoring.coreos.com")
+    assert established.returncode == 0, established.stderr
     for environment in ENVIRONMENTS:
         tree = documents(e2e.kubectl("kustomize", str(e2e.overlays / environment), check=True).stdout)
         argocd = documents(e2e.kubectl("kustomize", str(e2e.overlays / environment / "_argocd"),
