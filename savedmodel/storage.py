@@ -212,17 +212,25 @@ class S3Store:
 
         return self._call(fetch, deadline, f"read s3://{bucket}/{key}")
 
-    def call(self, operation: Callable[[Any], Any], what: str, *, deadline: float | None = None):
+    def call(
+        self,
+        operation: Callable[[Any], Any],
+        what: str,
+        *,
+        deadline: float | None = None,
+        read_timeout: float | None = None,
+    ):
         """`operation(client)` with this store's retries, timeouts and error classification: StorageError
         (kind as below), NoSuchBucket, NoSuchKey (when `what` starts with "read"). `what` reads as
-        "cannot <what>"; the operation must be safe to repeat."""
-        return self._call(operation, deadline, what)
+        "cannot <what>"; the operation must be safe to repeat. `read_timeout` overrides the store's for
+        operations the server takes long to answer (a server-side copy of gigabytes)."""
+        return self._call(operation, deadline, what, read_timeout)
 
-    def _call(self, operation, deadline: float | None, what: str):
+    def _call(self, operation, deadline: float | None, what: str, read_timeout: float | None = None):
         started = time.monotonic()
         last: StorageError | None = None
         for attempt in range(1, self.max_attempts + 1):
-            connect, read = self.connect_timeout, self.read_timeout
+            connect, read = self.connect_timeout, read_timeout or self.read_timeout
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining < _MIN_USEFUL_SECONDS:
