@@ -23,6 +23,9 @@ COMMANDS = {
     "validate": "tfs_gitops.cli.catalogue:validate",
     "verify": "tfs_gitops.cli.verify:verify",
     "inspect": "tfs_gitops.cli.verify:inspect",
+    "publish": "tfs_gitops.cli.delivery:publish",
+    "sync": "tfs_gitops.cli.delivery:sync",
+    "watch": "tfs_gitops.cli.delivery:watch",
     "webhook": "tfs_gitops.cli.webhook:webhook_group",
 }
 
