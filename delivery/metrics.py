@@ -116,6 +116,11 @@ class StatusServer:
         host, port = self.httpd.server_address[:2]
         return host, port
 
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{host}:{port}"
+
     def start(self) -> StatusServer:
         self._thread.start()
         return self

@@ -8,6 +8,10 @@ they appear (a directory renamed into place is scanned at once, so nothing insid
         ...
     watch.failures  # the AssertionErrors raised, in order
     watch.events    # how many events were checked
+
+The check sees the tree as it is when the event is read, so a state that lasts less than the watcher's
+reaction time (well under a millisecond to a few, on a busy machine) can slip by; a version copied file by
+file into place lasts as long as its download, which it cannot.
 """
 
 from __future__ import annotations
