@@ -113,7 +113,7 @@ class Publisher:
         self,
         store: S3Store,
         *,
-        jobs: int = 8,
+        jobs: int = 10,
         part_size: int = PART_SIZE,
         copy_limit: int = COPY_LIMIT,
         notify: Notify | None = None,

@@ -78,7 +78,7 @@ class ModelSync:
         spec: ModelSpec,
         store: S3Store,
         *,
-        jobs: int = 8,
+        jobs: int = 10,
         part_size: int = PART_SIZE,
         prune_after: float = 30.0,
         tags: frozenset[str] = DEFAULT_TAGS,

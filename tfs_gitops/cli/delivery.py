@@ -26,7 +26,7 @@ from tfs_gitops.cli.verify import (
     _endpoint_url,
 )
 
-DEFAULT_JOBS = 8
+DEFAULT_JOBS = 10  # as boto3's upload_file/download_file
 
 
 def _settings(endpoint_url: str | None):
