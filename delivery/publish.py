@@ -279,11 +279,11 @@ class Publisher:
     def _roll_back(self, transfers: Transfers, copied: list[str], version_prefix: str) -> tuple[str, ...]:
         """Remove the numbered directory: saved_model.pb first, so no reader sees it with files missing."""
         try:
-            keys = set(copied) | set(transfers.keys_under(version_prefix))
-            ordered = sorted(keys, key=lambda k: (k.rsplit("/", 1)[-1] not in LAST, k))
-            for key in ordered[: sum(1 for k in ordered if k.rsplit("/", 1)[-1] in LAST)]:
+            keys = sorted(set(copied) | set(transfers.keys_under(version_prefix)))
+            last = [k for k in keys if k.rsplit("/", 1)[-1] in LAST]
+            for key in sorted(last, key=lambda k: k.endswith(contract.SAVED_MODEL_PB), reverse=True):
                 transfers.delete([key])
-            transfers.delete([k for k in ordered if k.rsplit("/", 1)[-1] not in LAST])
+            transfers.delete_tree(version_prefix, [k for k in keys if k not in last])
             if keys:
                 self._notify(f"removed the partial s3://{transfers.bucket}/{version_prefix} again")
             return ()
@@ -293,7 +293,7 @@ class Publisher:
     def _remove_staging(self, transfers: Transfers, staging_prefix: str) -> tuple[str, ...]:
         try:
             transfers.abort_uploads(staging_prefix)
-            transfers.delete(transfers.keys_under(staging_prefix))
+            transfers.delete_tree(staging_prefix)
             return ()
         except StorageError:
             return (f"s3://{transfers.bucket}/{staging_prefix}",)

@@ -223,7 +223,7 @@ class Transfers:
             f"complete the upload of {self._url(key)}",
         )
         etags = tuple(etag for _, etag in parts)
-        etag = unquote(response.get("ETag"))
+        etag = unquote(response.get("ETag")) or self.head(key)[1]  # Ceph RGW 16 answers without an ETag
         if all(plain_md5(e) for e in etags) and etag != multipart_etag(etags):
             raise TransferError(
                 f"{self._url(key)}: the server assembled ETag {etag}, not {multipart_etag(etags)} from the "
@@ -271,7 +271,7 @@ class Transfers:
                 f"complete the copy to {self._url(key)}",
             )
             upload_id = ""
-            return unquote(response.get("ETag"))
+            return unquote(response.get("ETag")) or self.head(key)[1]
         finally:
             if upload_id:
                 self._abort_quietly(key, upload_id)
@@ -326,6 +326,19 @@ class Transfers:
                 raise StorageError(
                     "rejected", f"cannot delete {self._url(first.get('Key', '?'))}: {first.get('Message')}"
                 )
+
+    def delete_tree(self, prefix: str, keys: list[str] | None = None) -> None:
+        """Delete everything under `prefix` (a directory, ending in '/'), then the directories themselves,
+        deepest first: SeaweedFS keeps an emptied directory listed as a common prefix (an *empty version*
+        to TF Serving when it is a numbered one) until its own key is deleted; S3 and RGW ignore those
+        deletes."""
+        keys = self.keys_under(prefix) if keys is None else keys
+        self.delete(keys)
+        directories = {prefix}
+        for key in keys:
+            parts = key[len(prefix) :].split("/")[:-1]
+            directories.update(prefix + "/".join(parts[: i + 1]) + "/" for i in range(len(parts)))
+        self.delete(sorted(directories, key=lambda d: (-d.count("/"), d)))
 
     def abort_uploads(self, prefix: str) -> None:
         """Abort every unfinished multipart upload under `prefix` (their parts are stored, and billed)."""

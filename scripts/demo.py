@@ -6,6 +6,9 @@
 3. The admission webhook (served by gunicorn over TLS) decides on the rendered Deployment: admitted; a
    partial 00000124 appears → denied, as kubectl shows it; 00000124 completed → admitted; a GPU image
    without a GPU → denied.
+4. Model delivery: `tfs-gitops publish` (a new version, a refused invalid model, a refused overwrite), and the
+   sync sidecar picking up a version uploaded file by file while inotify checks that the directory TF
+   Serving reads never shows it incomplete (sections 7 and 8).
 Run from the repository root with the venv's bin/ on PATH (the Makefile does both).
 """
 
@@ -22,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.s3server import S3Endpoint, SeaweedFS  # noqa: E402
+from scripts.demo_delivery import demo_delivery  # noqa: E402
 from scripts.demo_webhook import WebhookStory, without_gpu_but_gpu_image  # noqa: E402
 
 WORK = ROOT / ".demo"
@@ -121,6 +125,7 @@ def main() -> int:
         env = dict(os.environ, **endpoint.env())
         overlays = demo_generator(env)
         demo_story(endpoint, env, overlays)
+        demo_delivery(endpoint, env, run, heading, WORK, MODEL_SRC, ROOT)
     heading("Done: generated, checked, validated; verified in S3; admitted, denied, admitted, denied")
     return 0
 

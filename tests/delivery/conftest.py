@@ -66,3 +66,11 @@ def upload_version(
         client.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=files[name])
         if between is not None:
             between()
+
+
+def children(client, bucket: str, prefix: str) -> list[str]:
+    """What TF Serving's S3 listing sees under a base path: common prefixes and objects."""
+    listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/")
+    found = [p["Prefix"] for p in listing.get("CommonPrefixes", [])]
+    found += [o["Key"] for o in listing.get("Contents", [])]
+    return sorted(name for name in found if name != prefix)  # SeaweedFS lists an emptied base path itself

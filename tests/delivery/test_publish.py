@@ -12,7 +12,7 @@ from devtools.faultproxy import FaultProxy
 from rulebook.sync import PUBLISH_STAGING_PREFIX
 from savedmodel import S3Settings, SavedModelChecker, Verdict, VersionPolicy
 from savedmodel.storage import S3Store
-from tests.delivery.conftest import HALF_PLUS_TWO, MiB, keys, version_files
+from tests.delivery.conftest import HALF_PLUS_TWO, MiB, children, keys, version_files
 
 pytestmark = pytest.mark.s3
 
@@ -31,6 +31,7 @@ def test_publish_half_plus_two_then_the_next_version(store, client, s3_bucket):
     assert keys(client, s3_bucket) == sorted(
         f"m/{v}/{name}" for v in ("1", "2") for name in version_files(HALF_PLUS_TWO)
     )
+    assert children(client, s3_bucket, "m/") == ["m/1/", "m/2/"]  # the staging directories are gone
     body = client.get_object(Bucket=s3_bucket, Key="m/2/saved_model.pb")["Body"].read()
     assert body == (HALF_PLUS_TWO / "saved_model.pb").read_bytes()
     assert any("saved_model.pb last" in m for m in messages)
@@ -151,6 +152,7 @@ def test_failure_during_the_copy_leaves_no_numbered_directory(
     assert "variables.data-00002-of-00003" in failed.value.message
     assert not any(t.endswith("/m/1/saved_model.pb") for t in copies)
     assert keys(client, s3_bucket) == []  # neither m/1/ nor the staging prefix
+    assert children(client, s3_bucket, "m/") == []  # not even as empty directories (SeaweedFS keeps them)
 
 
 def test_dry_run_plans_without_writing(store, client, s3_bucket):

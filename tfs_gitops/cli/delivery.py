@@ -145,7 +145,8 @@ def publish(
         if bar is not None:
             bar.finish()
     rate = plan.bytes / result.seconds / 1024 / 1024 if result.seconds > 0 else 0.0
-    say(f"published {plan.version_url} ({plan.bytes:,} bytes in {result.seconds:.1f} s, {rate:.1f} MiB/s)")
+    speed = f", {rate:.1f} MiB/s" if plan.bytes >= 1024 * 1024 else ""
+    say(f"published {plan.version_url} ({plan.bytes:,} bytes in {result.seconds:.1f} s{speed})")
     if quiet:
         click.echo(
             json.dumps(
