@@ -20,10 +20,11 @@ seeing it half-uploaded.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,14 +186,23 @@ class Publisher:
         version_prefix = f"{plan.base.child(plan.name)}/"
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="publish") as pool:
             transfers = Transfers(self.store, plan.base.bucket, pool, self._on_bytes)
-            copied: list[str] = []
+            copy = _Copier(self, plan, transfers)
             try:
-                uploaded = self._upload(plan, transfers, staging_prefix)
-                self._check_still_free(plan)
-                self._copy(plan, transfers, uploaded, copied)
+                self._notify(
+                    f"uploading {len(plan.files)} files ({plan.bytes:,} bytes) to s3://{plan.base.bucket}/"
+                    f"{staging_prefix} (TF Serving ignores it: not a version number)"
+                )
+                self._notify(
+                    f"copying into {plan.version_url} on the server as each upload completes, "
+                    f"{' then '.join(f.path for f in copy.last)} last"
+                )
+                pairs = [(f.source, plan.key(f.path, plan.staging_name)) for f in plan.files]
+                transfers.upload_files(pairs, self.part_size, on_uploaded=copy.uploaded)
+                copy.finish()
                 report = self._verify(plan)
             except BaseException as exc:
-                leftovers = self._roll_back(transfers, copied, version_prefix)
+                copy.settle()
+                leftovers = self._roll_back(transfers, copy.copied, version_prefix)
                 leftovers += self._remove_staging(transfers, staging_prefix)
                 failure = _failure(exc, leftovers)
                 if failure is exc:
@@ -203,20 +213,6 @@ class Publisher:
                 self._notify(f"could not remove the staging prefix: {', '.join(leftovers)}")
         return PublishResult(plan, report, time.monotonic() - started)
 
-    def _upload(self, plan: PublishPlan, transfers: Transfers, staging_prefix: str) -> dict[str, Uploaded]:
-        self._notify(
-            f"uploading {len(plan.files)} files ({plan.bytes:,} bytes) to s3://{plan.base.bucket}/"
-            f"{staging_prefix} (TF Serving ignores it: not a version number)"
-        )
-        pairs = [(f.source, plan.key(f.path, plan.staging_name)) for f in plan.files]
-        results = transfers.upload_files(pairs, self.part_size)
-        for local, result in zip(plan.files, results, strict=True):
-            if result.size != local.size:
-                raise TransferError(
-                    f"s3://{plan.base.bucket}/{result.key}: {result.size} bytes, not {local.size}"
-                )
-        return {f.path: r for f, r in zip(plan.files, results, strict=True)}
-
     def _check_still_free(self, plan: PublishPlan) -> None:
         children = list_children(self.store, plan.base.bucket, plan.base.prefix, deadline=None)
         taken = contract.index_versions(children).by_number.get(plan.number)
@@ -224,27 +220,6 @@ class Publisher:
             raise PublishRefused(
                 [f"version {plan.number} appeared while uploading ({', '.join(taken)}): another publish?"]
             )
-
-    def _copy(
-        self, plan: PublishPlan, transfers: Transfers, uploaded: dict[str, Uploaded], copied: list[str]
-    ) -> None:
-        first = [f for f in plan.files if f.path not in LAST]
-        last = sorted((f for f in plan.files if f.path in LAST), key=lambda f: LAST.index(f.path))
-        self._notify(
-            f"copying into {plan.version_url} on the server: {len(first)} files, then "
-            f"{', '.join(f.path for f in last)} last"
-        )
-
-        def copy_one(local: LocalFile) -> None:
-            key = plan.key(local.path)
-            copied.append(key)
-            etag = transfers.copy(uploaded[local.path].key, key, local.size, self.copy_limit)
-            self._check_landed(transfers, key, local, uploaded[local.path], etag)
-
-        # Copies above the copy limit run their parts on the pool themselves: start them from here.
-        wait_all([transfers.pool.submit(copy_one, f) for f in first if f.size <= self.copy_limit])
-        for local in [f for f in first if f.size > self.copy_limit] + last:
-            copy_one(local)
 
     def _check_landed(
         self, transfers: Transfers, key: str, local: LocalFile, staged: Uploaded, copy_etag: str | None
@@ -297,6 +272,67 @@ class Publisher:
             return ()
         except StorageError:
             return (f"s3://{transfers.bucket}/{staging_prefix}",)
+
+
+class _Copier:
+    """Server-side copies into the version directory, started as each staged upload completes (the copy
+    of one file overlaps the upload of the next); saved_model.pb(txt), and files above the copy limit,
+    whose parts need the pool, are copied from the calling thread once everything else has landed. The
+    version is checked to be still free before the first copy."""
+
+    def __init__(self, publisher: Publisher, plan: PublishPlan, transfers: Transfers) -> None:
+        self.publisher = publisher
+        self.plan = plan
+        self.transfers = transfers
+        self.copied: list[str] = []
+        self.staged: dict[str, Uploaded] = {}
+        self.by_key = {plan.key(f.path, plan.staging_name): f for f in plan.files}
+        self.last = sorted((f for f in plan.files if f.path in LAST), key=lambda f: LAST.index(f.path))
+        self._futures: list[Future] = []
+        self._lock = threading.Lock()
+        self._free: BaseException | bool | None = None
+
+    def uploaded(self, result: Uploaded) -> None:
+        """A file landed in the staging prefix (called on a pool thread)."""
+        local = self.by_key[result.key]
+        if result.size != local.size:
+            raise TransferError(
+                f"s3://{self.plan.base.bucket}/{result.key}: {result.size} bytes, not {local.size}"
+            )
+        with self._lock:
+            self.staged[local.path] = result
+        if local.path not in LAST and local.size <= self.publisher.copy_limit:
+            self._futures.append(self.transfers.pool.submit(self._copy, local))
+
+    def finish(self) -> None:
+        wait_all(self._futures)
+        later = [f for f in self.plan.files if f.path not in LAST and f.size > self.publisher.copy_limit]
+        for local in later + self.last:
+            self._copy(local)
+
+    def settle(self) -> None:
+        """After a failure: let copies in flight end (their keys are in `copied`) before the rollback."""
+        wait(self._futures)
+
+    def _ensure_free(self) -> None:
+        with self._lock:
+            if self._free is None:
+                try:
+                    self.publisher._check_still_free(self.plan)
+                    self._free = True
+                except BaseException as exc:
+                    self._free = exc
+            if isinstance(self._free, BaseException):
+                raise self._free
+
+    def _copy(self, local: LocalFile) -> None:
+        self._ensure_free()
+        staged = self.staged[local.path]
+        key = self.plan.key(local.path)
+        with self._lock:
+            self.copied.append(key)
+        etag = self.transfers.copy(staged.key, key, local.size, self.publisher.copy_limit)
+        self.publisher._check_landed(self.transfers, key, local, staged, etag)
 
 
 def choose_version(existing: dict[int, tuple[str, ...]], requested: int | None) -> tuple[int, str]:

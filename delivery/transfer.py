@@ -27,7 +27,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from savedmodel.storage import S3Store, StorageError
@@ -55,6 +55,20 @@ class Uploaded:
     etag: str  # without quotes
     part_size: int = 0  # 0: a single PutObject
     part_etags: tuple[str, ...] = ()  # the MD5 of each part as the server computed it
+
+
+@dataclass
+class _Multipart:
+    key: str
+    upload_id: str
+    size: int
+    part_size: int
+    etags: dict[int, str] = field(default_factory=dict)
+    completed: bool = False
+
+    @property
+    def parts(self) -> int:
+        return -(-self.size // self.part_size)
 
 
 @dataclass(frozen=True)
@@ -149,42 +163,59 @@ class Transfers:
 
     # -- uploads ----------------------------------------------------------------------------------------
 
-    def upload_files(self, files: list[tuple[Path, str]], part_size: int = PART_SIZE) -> list[Uploaded]:
+    def upload_files(
+        self,
+        files: list[tuple[Path, str]],
+        part_size: int = PART_SIZE,
+        on_uploaded: Callable[[Uploaded], None] | None = None,
+    ) -> list[Uploaded]:
         """Upload (local path, key) pairs: small files in one PutObject, large ones in parallel parts;
-        all at once on the pool. On failure every multipart upload begun here is aborted."""
+        all at once on the pool, in order, so files complete one after the other. `on_uploaded` is called
+        (on a pool thread) as each file completes. On failure every multipart upload begun here is
+        aborted."""
         futures: list[Future] = []
-        multipart: dict[str, tuple[str, int, int]] = {}  # key -> (upload id, size, part size)
+        multipart: dict[str, _Multipart] = {}
+        done: dict[str, Uploaded] = {}
+        lock = threading.Lock()
+
+        def finished(result: Uploaded) -> None:
+            with lock:
+                done[result.key] = result
+            if on_uploaded is not None:
+                on_uploaded(result)
+
+        def part_done(upload: _Multipart, number: int, etag: str) -> None:
+            with lock:
+                upload.etags[number] = etag
+                complete = len(upload.etags) == upload.parts
+            if complete:
+                etags = [upload.etags[n] for n in sorted(upload.etags)]
+                finished(self._complete(upload.key, upload.upload_id, upload.size, upload.part_size, etags))
+                with lock:
+                    upload.completed = True
+
         try:
             for path, key in files:
                 size = path.stat().st_size
                 size_of_parts = part_size_for(size, part_size)
                 if size <= size_of_parts:
-                    futures.append(self.pool.submit(self._put, path, key, size))
+                    futures.append(
+                        self.pool.submit(lambda p=path, k=key, n=size: finished(self._put(p, k, n)))
+                    )
                     continue
-                upload_id = self._create_multipart(key)
-                multipart[key] = (upload_id, size, size_of_parts)
+                upload = _Multipart(key, self._create_multipart(key), size, size_of_parts)
+                multipart[key] = upload
                 for number, start in enumerate(range(0, size, size_of_parts), start=1):
                     length = min(size_of_parts, size - start)
                     futures.append(
-                        self.pool.submit(self._upload_part, path, key, upload_id, number, start, length)
+                        self.pool.submit(self._upload_part, path, upload, number, start, length, part_done)
                     )
             wait_all(futures)
-            uploaded: dict[str, Uploaded] = {}
-            parts: dict[str, list[tuple[int, str]]] = {}
-            for future in futures:
-                result = future.result()
-                if isinstance(result, Uploaded):
-                    uploaded[result.key] = result
-                else:
-                    key, number, etag = result
-                    parts.setdefault(key, []).append((number, etag))
-            for key, (upload_id, size, size_of_parts) in multipart.items():
-                uploaded[key] = self._complete(key, upload_id, size, size_of_parts, sorted(parts[key]))
-            multipart.clear()
-            return [uploaded[key] for _, key in files]
+            return [done[key] for _, key in files]
         finally:
-            for key, (upload_id, _, _) in multipart.items():
-                self._abort_quietly(key, upload_id)
+            for upload in multipart.values():
+                if not upload.completed:
+                    self._abort_quietly(upload.key, upload.upload_id)
 
     def _put(self, path: Path, key: str, size: int):
         def put(client):
@@ -201,28 +232,32 @@ class Transfers:
         )
         return response["UploadId"]
 
-    def _upload_part(self, path: Path, key: str, upload_id: str, number: int, start: int, length: int):
+    def _upload_part(self, path: Path, upload: _Multipart, number: int, start: int, length: int, part_done):
         def send(client):
             with FileSlice(path, start, length) as body:
                 return client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+                    Bucket=self.bucket,
+                    Key=upload.key,
+                    UploadId=upload.upload_id,
+                    PartNumber=number,
+                    Body=body,
                 )
 
-        response = self.store.call(send, f"upload part {number} of {self._url(key)}")
+        response = self.store.call(send, f"upload part {number} of {self._url(upload.key)}")
         self._progress(length)
-        return key, number, unquote(response["ETag"])
+        part_done(upload, number, unquote(response["ETag"]))
 
     def _complete(
-        self, key: str, upload_id: str, size: int, part_size: int, parts: list[tuple[int, str]]
+        self, key: str, upload_id: str, size: int, part_size: int, part_etags: list[str]
     ) -> Uploaded:
-        listing = {"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in parts]}
+        listing = {"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in enumerate(part_etags, 1)]}
         response = self.store.call(
             lambda c: c.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload=listing
             ),
             f"complete the upload of {self._url(key)}",
         )
-        etags = tuple(etag for _, etag in parts)
+        etags = tuple(part_etags)
         etag = unquote(response.get("ETag")) or self.head(key)[1]  # Ceph RGW 16 answers without an ETag
         if all(plain_md5(e) for e in etags) and etag != multipart_etag(etags):
             raise TransferError(
