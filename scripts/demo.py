@@ -126,7 +126,8 @@ def main() -> int:
         overlays = demo_generator(env)
         demo_story(endpoint, env, overlays)
         demo_delivery(endpoint, env, run, heading, WORK, MODEL_SRC, ROOT)
-    heading("Done: generated, checked, validated; verified in S3; admitted, denied, admitted, denied")
+    heading("Done: generated, checked, validated; verified in S3; admitted, denied, admitted, denied; "
+            "published, refused, synced without a partial version")
     return 0
 
 
