@@ -16,6 +16,8 @@ A pass never raises for storage trouble: it keeps what is there and reports the 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import random
 import threading
 import time
@@ -130,23 +132,21 @@ class ModelSync:
     def _failed(self, kind: str, message: str) -> ModelState:
         """Keep the last good picture (and readiness): the local directory is untouched."""
         last = self._last
-        present = tuple(sorted(self.mirror.present(), reverse=True)) if self.mirror is not None else None
+        present = None
+        if self.mirror is not None:
+            with contextlib.suppress(OSError):
+                present = tuple(sorted(self.mirror.present(), reverse=True))
         if last is None:
             return ModelState(self.spec.model, False, present=present, error_kind=kind, error=message)
-        return ModelState(
-            self.spec.model,
-            False,
-            last.newest,
-            last.desired,
-            last.invalid,
-            last.target,
-            present,
-            last.next_load_valid,
-            last.ready,
-            kind,
-            message,
-            reasons=last.reasons,
-            problems=last.problems,
+        return dataclasses.replace(
+            last,
+            ok=False,
+            present=present,
+            error_kind=kind,
+            error=message,
+            placed=(),
+            removed=(),
+            bytes_read=0,
         )
 
     def _report_invalid(self, state: ModelState) -> None:
