@@ -208,3 +208,11 @@ def status(url: str) -> int:
         return exc.code
     except OSError:
         return 0
+
+
+@pytest.mark.s3
+def test_sync_no_copy_is_watch(s3_env, s3_bucket, s3_server):
+    upload_version(s3_server.client(), s3_bucket, "m/3", GOOD)
+    result = run("sync", f"s3://{s3_bucket}/m", "--no-copy", "--once")
+    assert result.exit_code == 0, result.output
+    assert "m: newest in S3 3, selected [3], next load valid" in result.output

@@ -77,3 +77,23 @@ def test_a_failed_pass_counts_an_error_and_keeps_the_last_picture(settings, s3_b
     text = metrics.render().decode()
     assert f'{ModelMetrics.ERRORS}{{kind="unreachable",model="half_plus_two"}} 1.0' in text
     assert f'{ModelMetrics.NEXT_LOAD_VALID}{{model="half_plus_two"}} 1.0' in text
+
+
+def test_the_loop_takes_a_changed_model_list(store, client, s3_bucket):
+    from delivery.sync import SyncLoop
+
+    upload_version(client, s3_bucket, "a/1", GOOD)
+    upload_version(client, s3_bucket, "b/2", GOOD)
+    first = ModelSync(ModelSpec("a", f"s3://{s3_bucket}/a", VersionPolicy("latest")), store)
+    second = ModelSync(ModelSpec("b", f"s3://{s3_bucket}/b", VersionPolicy("latest")), store)
+    seen: list[str] = []
+    lists = iter([None, [first, second]])
+
+    def on_state(state) -> None:
+        seen.append(state.model)
+        if "b" in seen:
+            loop.stop()
+
+    loop = SyncLoop([first], interval=0.1, on_state=on_state, refresh=lambda: next(lists, None))
+    loop.run()
+    assert seen[0] == "a" and "b" in seen and loop.ready()
