@@ -13,6 +13,7 @@ COPY rulebook ./rulebook
 COPY generator ./generator
 COPY savedmodel ./savedmodel
 COPY webhook ./webhook
+COPY delivery ./delivery
 # A non-editable install into a venv: the runtime dependencies and the webhook extra, not what only CI needs
 # (the `validate` extra); byte-compiled here because the root filesystem is read-only at run time.
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install '.[webhook]' && /opt/venv/bin/tfs-gitops --version

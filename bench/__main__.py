@@ -1,4 +1,4 @@
-"""Run every benchmark in turn: `python -m bench [NAME ...]` (names: generator, savedmodel, webhook)."""
+"""Run every benchmark in turn: `python -m bench [NAME ...]` (generator, savedmodel, webhook, delivery)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("generator", "savedmodel", "webhook")
+BENCHMARKS = ("generator", "savedmodel", "webhook", "delivery")
 
 
 def main(argv: list[str]) -> int:

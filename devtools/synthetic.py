@@ -8,6 +8,8 @@ reach them.
 from __future__ import annotations
 
 import random
+import shutil
+from pathlib import Path
 
 from savedmodel.pbwire import LEN, VARINT, BytesSource, iter_fields
 
@@ -65,3 +67,26 @@ def encode_len(number: int, payload: bytes) -> bytes:
 
 def encode_uint(number: int, value: int) -> bytes:
     return encode_varint(number << 3 | VARINT) + encode_varint(value)
+
+
+def sharded_model(source: Path, dest: Path, shards: int, shard_bytes: int, seed: int = 0) -> Path:
+    """A copy of the version directory `source` at `dest` whose variables are `shards` consistent
+    `variables.data-NNNNN-of-MMMMM` files of `shard_bytes` bytes each, written in 1 MiB pieces (memory
+    stays small for any size): one random MiB, each piece stamped with its own number, so no two pieces
+    are alike and writing a gigabyte costs no more than the disk. The contract accepts it; TF could not
+    restore it (the index still describes the original checkpoint), which no test here asks of it."""
+    shutil.copytree(source, dest)
+    variables = dest / "variables"
+    for old in variables.glob("variables.data-*"):
+        old.unlink()
+    block = random.Random(seed).randbytes(1024 * 1024)
+    stamp = 0
+    for index in range(shards):
+        with open(variables / f"variables.data-{index:05d}-of-{shards:05d}", "wb") as handle:
+            remaining = shard_bytes
+            while remaining > 0:
+                piece = min(remaining, len(block))
+                stamp += 1
+                handle.write((stamp.to_bytes(8, "little") + block[8:])[:piece])
+                remaining -= piece
+    return dest

@@ -30,12 +30,15 @@ access denied, throttled past the retry budget, out of time; never reported as "
 
 Cost per selected version: one listing of its keys and typically one or two ranged GETs of
 ``saved_model.pb`` (the GraphDef is skipped by its length prefix), plus one delimiter listing of the base
-path (paginated)."""
+path (paginated).
+
+The same rules apply to a local directory (`check_local_version`, `verify_local`): `evaluate` runs them over
+any tree (`trees.BaseTree`/`VersionTree`), S3 (`s3tree`) or local (`local`)."""
 
 from rulebook.policy import VersionPolicy, parse_version_name
 
 from .checker import DEFAULT_TAGS, S3Path, SavedModelChecker, deadline_in
-from .listing import ObjectEntry
+from .local import check_local_version, verify_local
 from .pbwire import MetaGraphInfo, SavedModelInfo, SignatureInfo, TensorSpec, WireError
 from .report import (
     ModelReport,
@@ -45,7 +48,8 @@ from .report import (
     render_inspect_text,
     render_verify_text,
 )
-from .storage import S3Settings, StorageError
+from .storage import S3Settings, S3Store
+from .trees import ObjectEntry, StorageError
 
 __all__ = [
     "DEFAULT_TAGS",
@@ -54,6 +58,7 @@ __all__ = [
     "ObjectEntry",
     "S3Path",
     "S3Settings",
+    "S3Store",
     "SavedModelChecker",
     "SavedModelInfo",
     "SignatureInfo",
@@ -64,8 +69,10 @@ __all__ = [
     "VersionPolicy",
     "VersionReport",
     "WireError",
+    "check_local_version",
     "deadline_in",
     "parse_version_name",
     "render_inspect_text",
     "render_verify_text",
+    "verify_local",
 ]

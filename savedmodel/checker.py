@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import time
 
-from rulebook.policy import VersionPolicy
+from rulebook.policy import VersionPolicy, parse_version_name
 from rulebook.s3 import S3Path
 
-from . import contract
-from .listing import PAGE_SIZE, list_children, list_tree
-from .pbwire import RangedSource, SavedModelInfo, WireError, read_saved_model, read_saved_model_text
-from .report import ModelReport, TransferStats, Verdict, VersionReport
-from .storage import Meter, NoSuchBucket, NoSuchKey, S3Settings, S3Store, StorageError, metering
+from .evaluate import DEFAULT_TAGS, assess_model, assess_version
+from .listing import PAGE_SIZE
+from .report import ModelReport, VersionReport
+from .s3tree import S3BaseTree
+from .storage import S3Settings, S3Store
 
-DEFAULT_TAGS = frozenset({"serve"})
-MAX_PBTXT_BYTES = 16 * 1024 * 1024
+__all__ = ["DEFAULT_TAGS", "S3Path", "SavedModelChecker", "deadline_in"]
 
 
 class SavedModelChecker:
@@ -28,9 +27,11 @@ class SavedModelChecker:
         read_timeout: float = 5.0,
         max_attempts: int = 3,
         page_size: int = PAGE_SIZE,
+        store: S3Store | None = None,
     ) -> None:
+        """`store` shares an existing S3Store (its timeouts and retries then apply)."""
         self.settings = settings
-        self.store = S3Store(
+        self.store = store or S3Store(
             settings, connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
         )
         self.page_size = page_size
@@ -61,7 +62,22 @@ class SavedModelChecker:
         policy = VersionPolicy("all") if version is None else VersionPolicy("specific", versions=(version,))
         return self.verify(base_path, policy, signature=signature, tags=tags, deadline=deadline)
 
-    # -- internals ----------------------------------------------------------------------------------------
+    def check_version(
+        self,
+        base_path: str,
+        name: str,
+        *,
+        signature: str | None = None,
+        tags: frozenset[str] = DEFAULT_TAGS,
+        deadline: float | None = None,
+    ) -> VersionReport:
+        """One version directory (`name` under `base_path`), whatever the policy; its files carry their
+        ETags. StorageError and NoSuchBucket propagate."""
+        number = parse_version_name(name)
+        if number is None:
+            raise ValueError(f"{name!r} is not a version directory name")
+        tree = S3BaseTree(self.store, S3Path.parse(base_path), deadline, self.page_size).version(name)
+        return assess_version(tree, number, name, frozenset(tags), signature)
 
     def _run(
         self,
@@ -71,138 +87,10 @@ class SavedModelChecker:
         tags: frozenset[str],
         deadline: float | None,
     ) -> ModelReport:
-        meter = Meter()
-        base = str(location)
-        versions: list[VersionReport] = []
-        ignored: tuple[str, ...] = ()
-        problems: list[str] = []
-        warnings: list[str] = []
-
-        def finish(verdict: Verdict, error: StorageError | None = None) -> ModelReport:
-            return ModelReport(
-                base,
-                policy,
-                verdict,
-                tuple(versions),
-                ignored,
-                tuple(problems),
-                error.message if error else None,
-                TransferStats(meter.requests, meter.bytes_received),
-                tuple(warnings),
-                error.kind if error else None,
-            )
-
-        with metering(meter):
-            try:
-                children = list_children(
-                    self.store, location.bucket, location.prefix, deadline=deadline, page_size=self.page_size
-                )
-            except NoSuchBucket:
-                problems.append(f"bucket {location.bucket!r} does not exist")
-                return finish(Verdict.INVALID)
-            except StorageError as exc:
-                return finish(Verdict.CANNOT_VERIFY, exc)
-            index = contract.index_versions(children)
-            ignored = index.ignored
-            selected = policy.select(index.by_number)
-            model_level, notes = contract.model_problems(index, children, policy, base, selected)
-            problems.extend(model_level)
-            warnings.extend(notes)
-            for number in index.numbers:
-                name = index.chosen_name(number)
-                if number not in selected:
-                    # not selected: listed, not checked (valid means "no reason found")
-                    versions.append(VersionReport(number, name, False, True, (), checked=False))
-                    continue
-                try:
-                    versions.append(
-                        self._check_version(
-                            location,
-                            number,
-                            name,
-                            tags,
-                            signature,
-                            deadline,
-                            is_object=name in index.object_versions,
-                        )
-                    )
-                except StorageError as exc:
-                    return finish(Verdict.CANNOT_VERIFY, exc)
-                except NoSuchBucket:
-                    problems.append(f"bucket {location.bucket!r} disappeared during the check")
-                    return finish(Verdict.INVALID)
-        invalid = problems or any(v.selected and not v.valid for v in versions)
-        return finish(Verdict.INVALID if invalid else Verdict.VALID)
-
-    def _check_version(
-        self,
-        location: S3Path,
-        number: int,
-        name: str,
-        tags: frozenset[str],
-        signature: str | None,
-        deadline: float | None,
-        *,
-        is_object: bool,
-    ) -> VersionReport:
-        meter = Meter()
-        with metering(meter):
-            if is_object:
-                reasons = [
-                    f"{name!r} is an object, not a directory: TF Serving would try to load it and fail"
-                ]
-                return VersionReport(number, name, True, False, tuple(reasons))
-            prefix = location.child(name)
-            entries = list_tree(
-                self.store, location.bucket, prefix, deadline=deadline, page_size=self.page_size
-            )
-            files = contract.real_files(entries)
-            reasons = contract.layout_reasons(files, entries)
-            model_file = contract.saved_model_file(files)
-            info: SavedModelInfo | None = None
-            chosen = None
-            if not reasons and model_file is not None:
-                info, read_reason = self._read_model(
-                    location.bucket, f"{prefix}/{model_file.path}", model_file.size, model_file.path, deadline
-                )
-                if read_reason:
-                    reasons.append(read_reason)
-                else:
-                    graph_reasons, chosen = contract.meta_graph_reasons(info, tags, signature)
-                    reasons.extend(graph_reasons)
-            if files:
-                reasons.extend(contract.variables_reasons(files, entries, chosen))
-        return VersionReport(
-            number,
-            name,
-            True,
-            not reasons,
-            tuple(reasons),
-            files=entries,
-            meta_graphs=info.meta_graphs if info else (),
-            saved_model_bytes=model_file.size if model_file else None,
-            stats=TransferStats(meter.requests, meter.bytes_received),
+        tree = S3BaseTree(self.store, location, deadline, self.page_size)
+        return assess_model(
+            tree, str(location), policy, signature=signature, tags=tags, missing_bucket=location.bucket
         )
-
-    def _read_model(
-        self, bucket: str, key: str, size: int, name: str, deadline: float | None
-    ) -> tuple[SavedModelInfo | None, str | None]:
-        def fetch(start: int, end: int) -> bytes:
-            return self.store.get_range(bucket, key, start, end, deadline=deadline)
-
-        try:
-            if name == contract.SAVED_MODEL_PBTXT:
-                if size > MAX_PBTXT_BYTES:
-                    return None, (
-                        f"{name} is {size} bytes; text SavedModels over {MAX_PBTXT_BYTES} bytes are "
-                        "not checked: export saved_model.pb instead"
-                    )
-                return read_saved_model_text(fetch(0, size).decode("utf-8", errors="replace")), None
-            return read_saved_model(RangedSource(fetch, size)), None
-        except WireError as exc:
-            return None, f"{name} is truncated or corrupt: {exc}; re-upload it"
-        except NoSuchKey:
-            return None, f"{name} was listed but vanished before it could be read (being replaced?)"
 
 
 def deadline_in(seconds: float | None) -> float | None:

@@ -4,34 +4,12 @@ prefix; a zero-byte key ending in '/' is a console "folder marker", not a file."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .storage import S3Store
+from .trees import Children, ObjectEntry
+
+__all__ = ["Children", "ObjectEntry", "directory_prefix", "list_children", "list_tree"]
 
 PAGE_SIZE = 1000  # S3's maximum; tests pass smaller pages to exercise pagination
-
-
-@dataclass(frozen=True)
-class ObjectEntry:
-    path: str  # relative to the listed directory, e.g. "variables/variables.index"
-    size: int
-
-    @property
-    def is_marker(self) -> bool:
-        return self.path.endswith("/") or self.path == ""
-
-
-@dataclass(frozen=True)
-class Children:
-    """What TF Serving's GetChildren sees under a base path."""
-
-    directories: tuple[str, ...]  # names of common prefixes, without the trailing '/'
-    objects: tuple[str, ...]  # names of objects directly under the base path (markers excluded)
-    pages: int
-
-    @property
-    def empty(self) -> bool:
-        return not self.directories and not self.objects
 
 
 def directory_prefix(prefix: str) -> str:
@@ -77,8 +55,13 @@ def list_tree(
             bucket, base, delimiter=None, token=token, max_keys=page_size, deadline=deadline
         )
         for item in page.get("Contents", []):
-            entries.append(ObjectEntry(item["Key"][len(base) :], int(item.get("Size", 0))))
+            entries.append(ObjectEntry(item["Key"][len(base) :], int(item.get("Size", 0)), _etag(item)))
         token = page.get("NextContinuationToken")
         if not page.get("IsTruncated") or not token:
             break
     return tuple(sorted(entries, key=lambda e: e.path))
+
+
+def _etag(item: dict) -> str | None:
+    etag = item.get("ETag")
+    return etag.strip('"') if etag else None

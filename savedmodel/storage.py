@@ -7,13 +7,11 @@ S3_ENDPOINT (host:port), S3_USE_HTTPS ("0" means http, anything else https, http
 
 from __future__ import annotations
 
-import contextvars
 import math
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +30,10 @@ from botocore.exceptions import (
 )
 
 from rulebook.s3 import workload_endpoint
+
+from .trees import Meter, NoSuchBucket, NoSuchKey, StorageError, count, metering
+
+__all__ = ["Meter", "NoSuchBucket", "NoSuchKey", "S3Settings", "S3Store", "StorageError", "metering"]
 
 _RETRYABLE_CODES = {
     "SlowDown",
@@ -80,53 +82,8 @@ def _endpoint_from_env(env: Mapping[str, str]) -> str | None:
     return endpoint.rstrip("/") if endpoint else None
 
 
-class StorageError(Exception):
-    """The storage did not give a usable answer: the check cannot decide (never reported as "missing")."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        # unreachable | tls | access-denied | throttled | timed-out | connection-reset | server-error
-        self.kind = kind
-        self.message = message
-
-
-class NoSuchBucket(Exception):
-    """The bucket does not exist: a definite answer (the model cannot load), not a storage failure."""
-
-
-class NoSuchKey(Exception):
-    """A listed object vanished before it was read."""
-
-
-# -- metering ---------------------------------------------------------------------------------------------
-
-
-class Meter:
-    """Requests sent and response bytes received while it is active (see `metering`)."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.bytes_received = 0
-
-
-_active_meters: contextvars.ContextVar[tuple[Meter, ...]] = contextvars.ContextVar(
-    "savedmodel_meters", default=()
-)
-
-
-@contextmanager
-def metering(meter: Meter) -> Iterator[Meter]:
-    """Count the S3 traffic of this thread/context into `meter` (meters nest)."""
-    token = _active_meters.set(_active_meters.get() + (meter,))
-    try:
-        yield meter
-    finally:
-        _active_meters.reset(token)
-
-
 def _count_request(**_: Any) -> None:
-    for meter in _active_meters.get():
-        meter.requests += 1
+    count(requests=1)
 
 
 def _count_response(response_dict: dict | None = None, **_: Any) -> None:
@@ -139,8 +96,7 @@ def _count_response(response_dict: dict | None = None, **_: Any) -> None:
         size = len(body) if isinstance(body, bytes | bytearray) else 0
     else:
         size = int(length)
-    for meter in _active_meters.get():
-        meter.bytes_received += size
+    count(received=size)
 
 
 def _no_region_redirect(request_dict=None, **_kwargs) -> None:
@@ -164,13 +120,15 @@ class S3Store:
         connect_timeout: float = 2.0,
         read_timeout: float = 5.0,
         max_attempts: int = 3,
+        max_connections: int = 10,
     ) -> None:
-        if connect_timeout <= 0 or read_timeout <= 0 or max_attempts < 1:
-            raise ValueError("timeouts must be positive and max_attempts at least 1")
+        if connect_timeout <= 0 or read_timeout <= 0 or max_attempts < 1 or max_connections < 1:
+            raise ValueError("timeouts must be positive, max_attempts and max_connections at least 1")
         self.settings = settings
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_attempts = max_attempts
+        self.max_connections = max_connections
         self._clients: dict[tuple[float, float], Any] = {}
         self._session = (
             boto3.session.Session()
@@ -200,6 +158,13 @@ class S3Store:
             read_timeout=max(read, 0.1),
             retries={"total_max_attempts": 1, "mode": "standard"},  # we retry ourselves, inside the deadline
             tcp_keepalive=True,
+            max_pool_connections=self.max_connections,
+            # botocore >= 1.36 adds CRC checksums to every upload by default (aws-chunked trailers over
+            # https), which third-party stores refuse or mis-verify; checksums only where the API requires
+            # them, as before. The payload is still SHA-256 signed (always over http; over https whenever
+            # no Content-MD5/checksum header is sent), so the server verifies every body it receives.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
         )
         client = self._session.client(
             "s3",
@@ -247,11 +212,25 @@ class S3Store:
 
         return self._call(fetch, deadline, f"read s3://{bucket}/{key}")
 
-    def _call(self, operation, deadline: float | None, what: str):
+    def call(
+        self,
+        operation: Callable[[Any], Any],
+        what: str,
+        *,
+        deadline: float | None = None,
+        read_timeout: float | None = None,
+    ):
+        """`operation(client)` with this store's retries, timeouts and error classification: StorageError
+        (kind as below), NoSuchBucket, NoSuchKey (when `what` starts with "read"). `what` reads as
+        "cannot <what>"; the operation must be safe to repeat. `read_timeout` overrides the store's for
+        operations the server takes long to answer (a server-side copy of gigabytes)."""
+        return self._call(operation, deadline, what, read_timeout)
+
+    def _call(self, operation, deadline: float | None, what: str, read_timeout: float | None = None):
         started = time.monotonic()
         last: StorageError | None = None
         for attempt in range(1, self.max_attempts + 1):
-            connect, read = self.connect_timeout, self.read_timeout
+            connect, read = self.connect_timeout, read_timeout or self.read_timeout
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining < _MIN_USEFUL_SECONDS:
@@ -321,6 +300,8 @@ def _classify_client_error(exc: ClientError, what: str):
         raise NoSuchBucket(what) from exc
     if code in ("NoSuchKey", "404") or (status == 404 and what.startswith("read")):
         raise NoSuchKey(what) from exc
+    if status == 412 or code == "PreconditionFailed":
+        return StorageError("precondition-failed", f"cannot {what}: the object changed (412 {code})")
     if status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
         return StorageError(
             "access-denied",

@@ -9,7 +9,11 @@
    denied, as kubectl prints it. 6. 00000124 completed → staging admitted. 7. A GPU image without a GPU →
    denied.
 Without the binaries, steps 4-7 show the webhook's own answers to AdmissionReviews the demo builds, and say
-so. Run from the repository root with the venv's bin/ on PATH (the Makefile does both).
+so.
+8.-9. Model delivery: `tfs-gitops publish` (a new version, a refused invalid model, a refused overwrite), and the
+   sync sidecar picking up a version uploaded file by file while inotify checks that the directory TF
+   Serving reads never shows it incomplete.
+Run from the repository root with the venv's bin/ on PATH (the Makefile does both).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from devtools.s3server import S3Endpoint, SeaweedFS  # noqa: E402
 from scripts import demo_webhook  # noqa: E402
+from scripts.demo_delivery import demo_delivery  # noqa: E402
 
 WORK = ROOT / ".demo"
 MODEL_SRC = ROOT / "tests/testdata/savedmodels/saved_model_half_plus_two_cpu/00000123"
@@ -148,12 +153,14 @@ def main() -> int:
         env = dict(os.environ, **endpoint.env())
         demo_generator(env)
         real_api = demo_story(endpoint, env)
+        demo_delivery(endpoint, env, run, heading, WORK, MODEL_SRC, ROOT)
     if real_api:
         heading("Done: generated, checked, validated; verified in S3; admitted, denied, admitted, denied by "
-                "a real kube-apiserver calling the webhook")
+                "a real kube-apiserver calling the webhook; published, refused, synced without a partial version")
     else:
         heading("Done: generated, checked, validated; verified in S3; the webhook's answers (no API server: "
-                "`make e2e` or TFS_DEMO_BUILD=1 make demo builds one)")
+                "`make e2e` or TFS_DEMO_BUILD=1 make demo builds one); published, refused, synced without a "
+                "partial version")
     return 0
 
 

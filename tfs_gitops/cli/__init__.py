@@ -24,6 +24,9 @@ COMMANDS = {
     "verify": "tfs_gitops.cli.verify:verify",
     "inspect": "tfs_gitops.cli.verify:inspect",
     "promote": "tfs_gitops.cli.promote:promote",
+    "publish": "tfs_gitops.cli.delivery:publish",
+    "sync": "tfs_gitops.cli.delivery:sync",
+    "watch": "tfs_gitops.cli.delivery:watch",
     "webhook": "tfs_gitops.cli.webhook:webhook_group",
 }
 
