@@ -10,8 +10,8 @@
    denied.
 Without the binaries, steps 4-7 show the webhook's own answers to AdmissionReviews the demo builds, and say
 so.
-8.-9. Model delivery: `tfs-gitops publish` (a new version, a refused invalid model, a refused overwrite), and the
-   sync sidecar picking up a version uploaded file by file while inotify checks that the directory TF
+8.-9. Model delivery: `tfs-gitops publish` (a new version, a refused invalid model, a refused overwrite),
+   and the sync sidecar picking up a version uploaded file by file while inotify checks that the directory TF
    Serving reads never shows it incomplete.
 Run from the repository root with the venv's bin/ on PATH (the Makefile does both).
 """
@@ -156,7 +156,8 @@ def main() -> int:
         demo_delivery(endpoint, env, run, heading, WORK, MODEL_SRC, ROOT)
     if real_api:
         heading("Done: generated, checked, validated; verified in S3; admitted, denied, admitted, denied by "
-                "a real kube-apiserver calling the webhook; published, refused, synced without a partial version")
+                "a real kube-apiserver calling the webhook; published, refused, synced without a partial "
+                "version")
     else:
         heading("Done: generated, checked, validated; verified in S3; the webhook's answers (no API server: "
                 "`make e2e` or TFS_DEMO_BUILD=1 make demo builds one); published, refused, synced without a "

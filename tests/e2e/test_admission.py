@@ -291,7 +291,7 @@ def test_every_generated_manifest_is_accepted_by_the_api_server(e2e):
     Applications against Argo CD's CRDs), as a server dry run. TF Serving Deployments are left to the tests
     above: the webhook decides on them, after the API server has validated them."""
     upstream = ROOT / "schemas" / "upstream"
-    crds = [*upstream.glob("argo-cd/*-crd.yaml"), *upstream.glob("prometheus-operator/*prometheusrules*.yaml")]
+    crds = [*upstream.glob("argo-cd/*-crd.yaml"), *upstream.glob("prometheus-operator/*rules*.yaml")]
     for crd in sorted(crds):
         e2e.kubectl("apply", "--server-side", "-f", str(crd), check=True)
     established = e2e.kubectl("wait", "--for=condition=Established", "--timeout=60s",
