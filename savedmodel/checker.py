@@ -11,7 +11,16 @@ from . import contract
 from .listing import PAGE_SIZE, list_children, list_tree
 from .pbwire import RangedSource, SavedModelInfo, WireError, read_saved_model, read_saved_model_text
 from .report import ModelReport, TransferStats, Verdict, VersionReport
-from .storage import Meter, NoSuchBucket, NoSuchKey, S3Settings, S3Store, StorageError, metering
+from .storage import (
+    DEFAULT_MAX_CONNECTIONS,
+    Meter,
+    NoSuchBucket,
+    NoSuchKey,
+    S3Settings,
+    S3Store,
+    StorageError,
+    metering,
+)
 
 DEFAULT_TAGS = frozenset({"serve"})
 MAX_PBTXT_BYTES = 16 * 1024 * 1024
@@ -28,10 +37,15 @@ class SavedModelChecker:
         read_timeout: float = 5.0,
         max_attempts: int = 3,
         page_size: int = PAGE_SIZE,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.settings = settings
         self.store = S3Store(
-            settings, connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
+            settings,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
+            max_connections=max_connections,
         )
         self.page_size = page_size
 

@@ -43,6 +43,7 @@ _RETRYABLE_CODES = {
     "RequestTimeTooSkewed",
 }
 _MIN_USEFUL_SECONDS = 0.05
+DEFAULT_MAX_CONNECTIONS = 10  # botocore's own default pool size
 
 
 @dataclass(frozen=True)
@@ -164,13 +165,15 @@ class S3Store:
         connect_timeout: float = 2.0,
         read_timeout: float = 5.0,
         max_attempts: int = 3,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
-        if connect_timeout <= 0 or read_timeout <= 0 or max_attempts < 1:
-            raise ValueError("timeouts must be positive and max_attempts at least 1")
+        if connect_timeout <= 0 or read_timeout <= 0 or max_attempts < 1 or max_connections < 1:
+            raise ValueError("timeouts must be positive, max_attempts and max_connections at least 1")
         self.settings = settings
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_attempts = max_attempts
+        self.max_connections = max_connections
         self._clients: dict[tuple[float, float], Any] = {}
         self._session = (
             boto3.session.Session()
@@ -200,6 +203,8 @@ class S3Store:
             read_timeout=max(read, 0.1),
             retries={"total_max_attempts": 1, "mode": "standard"},  # we retry ourselves, inside the deadline
             tcp_keepalive=True,
+            # Threads sharing this client each hold a connection: a smaller pool opens and discards extras.
+            max_pool_connections=self.max_connections,
         )
         client = self._session.client(
             "s3",
