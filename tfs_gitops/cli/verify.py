@@ -70,20 +70,24 @@ def max_connections_option(func):
     )(func)
 
 
+endpoint_url_option = click.option(
+    "--endpoint-url",
+    metavar="URL",
+    callback=_endpoint_url,
+    help="S3 endpoint (overrides S3_ENDPOINT/S3_USE_HTTPS), e.g. http://127.0.0.1:8333",
+)
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds allowed per model, retries included.",
+)
+
+
 def _common_options(func):
-    func = click.option(
-        "--endpoint-url",
-        metavar="URL",
-        callback=_endpoint_url,
-        help="S3 endpoint (overrides S3_ENDPOINT/S3_USE_HTTPS), e.g. http://127.0.0.1:8333",
-    )(func)
-    func = click.option(
-        "--timeout",
-        type=click.FloatRange(min=0.1),
-        default=60.0,
-        show_default=True,
-        help="Seconds allowed per model, retries included.",
-    )(func)
+    func = endpoint_url_option(func)
+    func = timeout_option(func)
     func = click.option(
         "--tag",
         "tags",
