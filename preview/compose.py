@@ -38,7 +38,7 @@ def load(
     out_dir: Path | None = None,
 ) -> Loaded:
     """Load and render one side (`side` is "base" or "head", for errors); PreviewError naming it."""
-    where = f"at the {side} ({revision.describe()})"
+    where = f"at the {side}: {revision.describe()}"
     if text is None:
         if side == "head":
             raise PreviewError(f"{shown} does not exist {where}")
@@ -49,7 +49,7 @@ def load(
     except CatalogueError as exc:
         raise PreviewError(f"the catalogue is invalid {where}", tuple(exc.lines())) from None
     except outdir.OutDirError as exc:
-        raise PreviewError(f"the catalogue {where}: {exc}") from None
+        raise PreviewError(f"cannot use the catalogue {where}; {exc}") from None
     return Loaded(revision, catalogue, render.render(catalogue))
 
 
@@ -66,6 +66,6 @@ def make(path: str, base: Loaded, head: Loaded, *, kubectl: str = "kubectl") -> 
         previews.append(dataclasses.replace(env, change=change, objects=found, errors=errors))
     notes = ()
     if base.catalogue is None:
-        notes = (f"{path} does not exist at the base ({base.revision.describe()}): everything is {ADDED}",)
+        notes = (f"{path} does not exist at the base, {base.revision.describe()}: everything is {ADDED}",)
     warnings = tuple(warning.format(path) for warning in head.catalogue.warnings)
     return Preview(path, base.revision, head.revision, tuple(previews), notes=notes, warnings=warnings)

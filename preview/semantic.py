@@ -42,7 +42,11 @@ def compare(base: Catalogue | None, head: Catalogue) -> list[EnvironmentPreview]
     for name in [*head_envs, *(name for name in base_envs if name not in head_envs)]:
         before, after = base_envs.get(name), head_envs.get(name)
         models = _model_changes(
-            _deployments(base, name), _deployments(head, name), base_models, head_models, whole=before is None
+            _deployments(base, name),
+            _deployments(head, name),
+            base_models,
+            head_models,
+            whole=before is None or after is None,
         )
         if after is None:
             previews.append(EnvironmentPreview(name, REMOVED, models=models))
@@ -73,7 +77,7 @@ def _model_changes(
     base_models: set[str],
     head_models: set[str],
     *,
-    whole: bool,
+    whole: bool,  # the environment itself appears or goes
 ) -> tuple[ModelChange, ...]:
     changes = []
     for model in sorted(before.keys() | after.keys()):
@@ -86,7 +90,8 @@ def _model_changes(
                 del shown["resources.gpu"]
             changes.append(ModelChange(model, appeared, _changes({}, shown)))
         elif new is None:
-            changes.append(ModelChange(model, REMOVED if model not in head_models else DISABLED))
+            gone = REMOVED if whole or model not in head_models else DISABLED
+            changes.append(ModelChange(model, gone))
         elif old != new:
             fields = _changes(deployment_fields(old), deployment_fields(new))
             if fields:
