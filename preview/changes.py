@@ -68,13 +68,15 @@ class EnvironmentPreview:
 class Revision:
     ref: str | None = None  # as named ("main", "HEAD~1"); None with no commit: the working tree
     commit: str | None = None
-    merge_base: bool = False  # the merge base of HEAD and `ref`
+    merge_base_with: str | None = None  # set when this is the merge base of `ref` and this ("HEAD", …)
 
     def describe(self, code=str) -> str:
         """`main (0123456789ab)`, `merge base of HEAD and main (…)`, `working tree`; `code` quotes names."""
         if self.commit is None:
             return "working tree"
-        name = f"merge base of HEAD and {code(self.ref)}" if self.merge_base else code(self.ref)
+        name = code(self.ref)
+        if self.merge_base_with:
+            name = f"merge base of {code(self.merge_base_with)} and {name}"
         return f"{name} ({code(self.commit[:12])})"
 
 

@@ -41,16 +41,18 @@ def resolve(location: Location, ref: str) -> Revision:
     return Revision(ref, commit)
 
 
-def default_base(location: Location) -> Revision:
-    branch = default_branch(location)
-    merge_base = _git(location.directory, "merge-base", "HEAD", branch)
-    if merge_base is None:
+def merge_base(location: Location, ref: str, head: str = "HEAD") -> Revision:
+    """Where `head` left `ref`: what a pull request of `head` into `ref` is compared with."""
+    found = _git(
+        location.directory, "merge-base", resolve(location, head).commit, resolve(location, ref).commit
+    )
+    if found is None:
         raise PreviewError(
-            f"cannot find the merge base of HEAD and {branch}: the clone may be shallow (fetch more history, "
+            f"cannot find the merge base of {head} and {ref}: the clone may be shallow (fetch more history, "
             "e.g. actions/checkout with fetch-depth: 0) or the histories are unrelated; name the base with "
             "--base REF"
         )
-    return Revision(branch, merge_base.strip(), merge_base=True)
+    return Revision(ref, found.strip(), merge_base_with=head)
 
 
 def default_branch(location: Location) -> str:

@@ -231,7 +231,7 @@ class JsonReporter:
 
 
 def _revision_json(revision: Revision) -> dict:
-    return {"ref": revision.ref, "commit": revision.commit, "mergeBase": revision.merge_base}
+    return {"ref": revision.ref, "commit": revision.commit, "mergeBaseWith": revision.merge_base_with}
 
 
 def _fields_json(fields: tuple[FieldChange, ...]) -> list[dict]:

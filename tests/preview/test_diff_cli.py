@@ -99,6 +99,12 @@ def test_working_tree_against_the_merge_base_by_default(repo: GitRepo):
     assert "~ half-plus-two: version policy specific [123] → specific [124]; label stable 123 → 124" in (
         result.output
     )
+    repo.commit({}, "the promotion")
+    explicit = run("--base", "main", "--merge-base", "--head", "feature")
+    assert explicit.output.splitlines()[0] == (
+        f"models.yaml: merge base of feature and main ({merge_base[:12]}) → feature ({repo.head()[:12]})"
+    )
+    assert explicit.output.splitlines()[1:] == result.output.splitlines()[1:]
 
 
 def test_exit_code_flag(repo: GitRepo):

@@ -36,6 +36,12 @@ EXIT_CHANGES = 1
     help="Revision to compare with (default: the merge base of HEAD and the default branch: origin/HEAD, "
     "else main, else master).",
 )
+@click.option(
+    "--merge-base",
+    "use_merge_base",
+    is_flag=True,
+    help="Compare with the merge base of --base and HEAD (or --head), as `git diff --merge-base` does.",
+)
 @click.option("--head", metavar="REF", help="Revision to preview (default: the working tree).")
 @catalogue_option()
 @OUT_DIR_OPTION
@@ -61,6 +67,7 @@ EXIT_CHANGES = 1
 @click.option("--note", metavar="TEXT", help="A line added to the report, e.g. why S3 was not verified.")
 def diff(
     base,
+    use_merge_base,
     head,
     catalogue_path: Path,
     out_dir,
@@ -85,7 +92,7 @@ def diff(
     ctx = click.get_current_context()
     report = reporter(output_format, max_chars=max_chars)
     try:
-        preview, head_catalogue = _preview(catalogue_path, base, head, out_dir)
+        preview, head_catalogue = _preview(catalogue_path, base, use_merge_base, head, out_dir)
     except ToolMissing as exc:
         _fail(report, str(catalogue_path), PreviewError(str(exc)), output_format)
     except PreviewError as exc:
@@ -107,24 +114,29 @@ def diff(
     ctx.exit(EXIT_CHANGES if exit_code and preview.changed else EXIT_VALID)
 
 
-def _preview(catalogue_path: Path, base: str | None, head: str | None, out_dir: Path | None):
+def _preview(catalogue_path: Path, base: str | None, use_merge_base: bool, head: str | None, out_dir):
     from preview import compose, gitsource
     from preview.changes import PreviewError, Revision
 
     location = gitsource.locate(catalogue_path)
-    base_revision = gitsource.resolve(location, base) if base else gitsource.default_base(location)
+    if base is None:
+        base_revision = gitsource.merge_base(location, gitsource.default_branch(location))
+    elif use_merge_base:
+        base_revision = gitsource.merge_base(location, base, head or "HEAD")
+    else:
+        base_revision = gitsource.resolve(location, base)
     base_side = compose.load(
         gitsource.read(location, base_revision),
         base_revision,
         "base",
-        shown=f"{base or base_revision.commit[:12]}:{location.path}",
+        shown=f"{_name(base_revision)}:{location.path}",
         catalogue_path=catalogue_path,
         out_dir=out_dir,
     )
     if head:
         head_revision = gitsource.resolve(location, head)
         text = gitsource.read(location, head_revision)
-        shown = f"{head}:{location.path}"
+        shown = f"{_name(head_revision)}:{location.path}"
     else:
         head_revision = Revision()  # the working tree
         try:
@@ -138,6 +150,11 @@ def _preview(catalogue_path: Path, base: str | None, head: str | None, out_dir: 
         text, head_revision, "head", shown=shown, catalogue_path=catalogue_path, out_dir=out_dir
     )
     return compose.make(location.path, base_side, head_side), head_side.catalogue
+
+
+def _name(revision) -> str:
+    """How git would name the revision: the ref as given, or the merge base's commit."""
+    return revision.commit[:12] if revision.merge_base_with else revision.ref
 
 
 def _fail(report, catalogue: str, error, output_format: str):
