@@ -1,4 +1,6 @@
-"""Run every benchmark in turn: `python -m bench [NAME ...]` (names: generator, savedmodel, webhook)."""
+"""Run every benchmark in turn: `python -m bench [NAME ...]`.
+
+Names: generator, savedmodel, webhook, preview."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("generator", "savedmodel", "webhook")
+BENCHMARKS = ("generator", "savedmodel", "webhook", "preview")
 
 
 def main(argv: list[str]) -> int:
