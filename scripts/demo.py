@@ -6,6 +6,8 @@
 3. The admission webhook (served by gunicorn over TLS) decides on the rendered Deployment: admitted; a
    partial 00000124 appears → denied, as kubectl shows it; 00000124 completed → admitted; a GPU image
    without a GPU → denied.
+4. A pull request promotes prod to 124 (complete in S3): `tfs-gitops diff --verify`, as text and as the PR
+   comment's Markdown; another promotes to a partial 125: the preview says invalid before anything merges.
 Run from the repository root with the venv's bin/ on PATH (the Makefile does both).
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.gitrepo import GitRepo  # noqa: E402
 from devtools.s3server import S3Endpoint, SeaweedFS  # noqa: E402
 from scripts.demo_webhook import WebhookStory, without_gpu_but_gpu_image  # noqa: E402
 
@@ -113,6 +116,34 @@ def demo_story(endpoint: S3Endpoint, env: dict[str, str], overlays: Path) -> Non
         story.close()
 
 
+def promoted(catalogue: str, version: int) -> str:
+    """The catalogue with prod's half-plus-two pinned (and labelled stable) at `version`."""
+    pinned = catalogue.replace("{specific: [123]}", f"{{specific: [{version}]}}")
+    return pinned.replace("{stable: 123}", f"{{stable: {version}}}")
+
+
+def demo_pr_preview(endpoint: S3Endpoint, env: dict[str, str]) -> None:
+    heading("7. A pull request promotes prod to 124: what the reviewer sees (tfs-gitops diff --verify)")
+    repo = GitRepo(WORK / "pr")
+    catalogue = (ROOT / "models.yaml").read_text(encoding="utf-8")
+    repo.commit({"models.yaml": catalogue}, "the catalogue")
+    repo.branch("promote-124")
+    repo.commit({"models.yaml": promoted(catalogue, 124)}, "prod: half_plus_two 124")
+    models = str(repo.path / "models.yaml")
+    run(["git", "-C", str(repo.path), "diff", "main", "--", "models.yaml"], env)
+    preview = ["tfs-gitops", "diff", "-c", models, "--verify", "--endpoint-url", endpoint.url]
+    run(preview, env)
+    run([*preview, "-o", "markdown"], env, show_lines=16)
+
+    heading("8. Another pull request promotes prod to 125, whose upload is still partial")
+    upload_version(endpoint, "00000125", only=("saved_model.pb",))
+    repo.checkout("main")
+    repo.branch("promote-125")
+    repo.commit({"models.yaml": promoted(catalogue, 125)}, "prod: half_plus_two 125")
+    result = run(preview, env, expect=(1,), show_lines=8)
+    expect("INVALID" in result.stdout, "the preview to find 125 invalid")
+
+
 def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
@@ -121,6 +152,7 @@ def main() -> int:
         env = dict(os.environ, **endpoint.env())
         overlays = demo_generator(env)
         demo_story(endpoint, env, overlays)
+        demo_pr_preview(endpoint, env)
     heading("Done: generated, checked, validated; verified in S3; admitted, denied, admitted, denied")
     return 0
 
