@@ -176,3 +176,19 @@ def test_invalid_catalogue_is_a_usage_error(tmp_path: Path):
     result = run("verify", "--catalogue", str(catalogue))
     assert result.exit_code == 2
     assert "is invalid" in result.output
+
+
+def test_progress_is_rewritten_in_place_and_cleared(capsys):
+    from tfs_gitops.cli.verify import TerminalProgress
+
+    progress = TerminalProgress()
+    progress(0, 12)
+    progress(12, 12)
+    progress.clear()
+    assert capsys.readouterr().err == (
+        "\rverifying 0/12 models in S3\rverifying 12/12 models in S3\r" + " " * 28 + "\r"
+    )
+
+
+def test_max_connections_is_bounded():
+    assert run("verify", "--max-connections", "0").exit_code == 2
