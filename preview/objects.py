@@ -70,10 +70,11 @@ def compare(
         if base_units.get(unit) != head_units.get(unit) or (unit.directory and shared_changed)
     )
     errors: dict[str, list[str]] = defaultdict(list)
-    old_units = [unit for unit in changed if unit in base_units]
-    new_units = [unit for unit in changed if unit in head_units]
-    before, built_before = _build(base, old_units, environments, kubectl, errors)
-    after, built_after = _build(head, new_units, environments, kubectl, errors)
+    sides = [
+        ("base", base, [unit for unit in changed if unit in base_units]),
+        ("head", head, [unit for unit in changed if unit in head_units]),
+    ]
+    (before, after), built = _build(sides, environments, kubectl, errors)
     objects: dict[str, list[ObjectChange]] = defaultdict(list)
     targets = sorted({(unit.environment, unit.target) for unit in changed}, key=_target_rank)
     for environment, target in targets:
@@ -84,7 +85,7 @@ def compare(
             f"{head.out_dir}/{target}",
         )
         objects[environment] += _object_changes(old, new, shown)
-    return Comparison(dict(objects), dict(errors), built_before + built_after)
+    return Comparison(dict(objects), dict(errors), built)
 
 
 def _units(files: dict[str, str], environments: list[str]) -> dict[Unit, dict[str, str]]:
@@ -116,37 +117,43 @@ def _shared(files: dict[str, str], environments: list[str]) -> dict[str, str]:
     return {path: text for path, text in files.items() if path.split("/", 1)[0] not in known}
 
 
-def _build(
-    side: Side | None, units: list[Unit], environments: list[str], kubectl: str, errors: dict
-) -> tuple[dict[str, dict[tuple, dict]], int]:
-    """target → {(kind, namespace, name): object} for these units of one side, and the builds it took."""
-    objects: dict[str, dict[tuple, dict]] = defaultdict(dict)
-    if side is None or not units:
-        return objects, 0
-    for unit in units:
-        if not unit.directory:
-            _collect(objects[unit.target], side.files[unit.path], unit.target, errors, unit.environment)
-    directories = [unit for unit in units if unit.directory]
-    if not directories:
-        return objects, 0
-    files = _shared(side.files, environments)
-    targets = []
-    for batch in _batches(directories):
-        environment = batch[0].environment
-        target = f"{environment}/{BATCH_DIR.format(len(targets))}"
-        resources = ["../" + unit.path.split("/", 1)[1] for unit in batch]
-        files[f"{target}/{KUSTOMIZATION}"] = dump_plain(kustomization(resources=resources))
-        for unit in batch:
-            prefix = unit.path + "/"
-            files.update({p: t for p, t in side.files.items() if p.startswith(prefix)})
-        targets.append((environment, target))
-    results = validation.build_targets(files, [target for _, target in targets], kubectl=kubectl)
-    for (environment, _), built in zip(targets, results, strict=True):
-        if built.error:
-            errors[environment].append(built.error)
-        else:
-            _collect(objects[environment], built.text, environment, errors, environment)
-    return objects, len(targets)
+def _build(sides: list, environments: list[str], kubectl: str, errors: dict) -> tuple[list[dict], int]:
+    """Per side, target → {(kind, namespace, name): object} of the given units, and the builds it took.
+
+    Both sides' builds go to one pool (each side in its own directory, `base/` and `head/`), so a small
+    change costs one round of kubectl, not two."""
+    found: list[dict[str, dict[tuple, dict]]] = []
+    files: dict[str, str] = {}
+    targets: list[tuple[int, str, str]] = []  # (side, environment, target)
+    for index, (root, side, units) in enumerate(sides):  # root: "base" or "head"
+        objects: dict[str, dict[tuple, dict]] = defaultdict(dict)
+        found.append(objects)
+        if side is None or not units:
+            continue
+        for unit in units:
+            if not unit.directory:
+                _collect(objects[unit.target], side.files[unit.path], unit.target, errors, unit.environment)
+        directories = [unit for unit in units if unit.directory]
+        if directories:
+            files.update({f"{root}/{p}": t for p, t in _shared(side.files, environments).items()})
+        for batch in _batches(directories):
+            environment = batch[0].environment
+            target = f"{root}/{environment}/{BATCH_DIR.format(len(targets))}"
+            resources = ["../" + unit.path.split("/", 1)[1] for unit in batch]
+            files[f"{target}/{KUSTOMIZATION}"] = dump_plain(kustomization(resources=resources))
+            for unit in batch:
+                prefix = unit.path + "/"
+                files.update({f"{root}/{p}": t for p, t in side.files.items() if p.startswith(prefix)})
+            targets.append((index, environment, target))
+    if targets:
+        results = validation.build_targets(files, [target for _, _, target in targets], kubectl=kubectl)
+        for (index, environment, _), built in zip(targets, results, strict=True):
+            if built.error:
+                root = sides[index][0]
+                errors[environment].append(f"{root}: {built.error.replace(root + '/', '')}")
+            else:
+                _collect(found[index][environment], built.text, environment, errors, environment)
+    return found, len(targets)
 
 
 def _batches(units: list[Unit]) -> list[list[Unit]]:

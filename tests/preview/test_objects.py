@@ -92,7 +92,7 @@ def test_build_failures_are_reported_per_environment():
     files["prod/resnet/kustomization.yaml"] += "resources: [missing.yaml]\n"
     comparison = objects.compare(base, objects.Side(files, "overlays"), environments)
     assert list(comparison.errors) == ["prod"]
-    assert comparison.errors["prod"][0].startswith("kubectl kustomize failed: ")
+    assert comparison.errors["prod"][0].startswith("head: kubectl kustomize failed: ")
 
 
 def test_removed_and_added_objects():
