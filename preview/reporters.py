@@ -119,9 +119,12 @@ def _settings_text(env: EnvironmentPreview, code=str) -> str | None:
 
 
 def _webhook_text(env: EnvironmentPreview, code=str) -> str | None:
+    """`webhook enabled`, `webhook disabled`, or `webhook: failurePolicy Fail → Ignore; …`."""
     if not env.webhook:
         return None
-    return "; ".join(field_text(f, code) for f in env.webhook)
+    if [f.field for f in env.webhook] == ["webhook"]:
+        return field_text(env.webhook[0], code)
+    return "webhook: " + "; ".join(field_text(f, code) for f in env.webhook)
 
 
 def _verification_head(result: Verification, code=str) -> str:

@@ -126,3 +126,20 @@ def test_verdicts_in_text():
     env = EnvironmentPreview("prod", CHANGED, verifications=(valid,))
     ok = Preview("models.yaml", Revision("main", "0" * 40), Revision(), (env,), verified=True)
     assert "S3 m0: valid: s3://b/m0 (specific:1,2) loads versions 2, 1\n" in reporter("text").render(ok)
+
+
+def test_webhook_lines():
+    def text(*fields: FieldChange) -> str:
+        env = EnvironmentPreview("prod", CHANGED, webhook=fields)
+        preview = Preview("models.yaml", Revision("main", "0" * 40), Revision(), (env,))
+        return reporter("text").render(preview).splitlines()[3]
+
+    assert text(FieldChange("webhook", None, "enabled")) == "~ webhook enabled"
+    assert text(FieldChange("webhook", "enabled", None)) == "~ webhook disabled"
+    assert (
+        text(
+            FieldChange("webhook.failurePolicy", "Fail", "Ignore"),
+            FieldChange("webhook.onUnverifiable", "deny", "warn"),
+        )
+        == "~ webhook: failurePolicy Fail → Ignore; onUnverifiable deny → warn"
+    )
