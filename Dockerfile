@@ -1,15 +1,19 @@
 # The admission webhook's image: `tfs-gitops webhook serve` over TLS on 8443, as a non-root numeric user.
-# Build: docker build -t ghcr.io/tfserving-gitops/webhook:0.1.0 .   (the kind e2e workflow builds it too)
+# Build: docker build -t ghcr.io/tfserving-gitops/webhook:$(version in pyproject.toml) .  (the kind e2e workflow
+# builds it too). The same image runs the model sync sidecar (`tfs-gitops sync`).
 # Pin the base by digest in production (python:3.11-slim@sha256:...); the tag keeps this file readable.
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY tfs_gitops ./tfs_gitops
+COPY rulebook ./rulebook
 COPY generator ./generator
+COPY savedmodel ./savedmodel
 COPY webhook ./webhook
-# A non-editable install into a venv: only the runtime dependencies, byte-compiled here because the
-# root filesystem is read-only at run time.
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install . && /opt/venv/bin/tfs-gitops --version
+# A non-editable install into a venv: the runtime dependencies and the webhook extra, not what only CI needs
+# (the `validate` extra); byte-compiled here because the root filesystem is read-only at run time.
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install '.[webhook]' && /opt/venv/bin/tfs-gitops --version
 
 FROM python:3.11-slim
 LABEL org.opencontainers.image.title="tfserving-gitops admission webhook" \

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install test integration demo bench lint generate check clean
+.PHONY: install test integration e2e demo bench lint generate check clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,13 @@ test: install
 integration: install
 	scripts/rgw.sh run -- $(BIN)/pytest -m s3
 
+# Against a real kube-apiserver + etcd built from the Go module in e2e/cluster/ (Go needed): builds what is
+# missing into ${XDG_CACHE_HOME:-~/.cache}/tfs-gitops/bin/ (minutes, once per pinned version), then the tests.
+e2e: install
+	$(BIN)/python -m devtools.kubecluster build
+	$(BIN)/pytest -m e2e tests/e2e
+
+# Uses the real API server when `make e2e` has built it (TFS_DEMO_BUILD=1 builds it); says so when it cannot.
 demo: install
 	$(BIN)/python scripts/demo.py
 

@@ -26,7 +26,12 @@ def build_review(
     namespace = namespace or metadata.get("namespace") or "default"
     gvk = {"group": "apps", "version": "v1", "kind": "Deployment"}
     gvr = {"group": "apps", "version": "v1", "resource": "deployments"}
-    options_kind = "CreateOptions" if operation == "CREATE" else "UpdateOptions"
+    options: dict = {
+        "kind": "CreateOptions" if operation == "CREATE" else "UpdateOptions",
+        "apiVersion": "meta.k8s.io/v1",
+    }
+    if dry_run:
+        options["dryRun"] = ["All"]  # the API server repeats the request's dry-run option here
     return {
         "kind": "AdmissionReview",
         "apiVersion": API_VERSION,
@@ -43,7 +48,7 @@ def build_review(
             "object": deployment,
             "oldObject": old,
             "dryRun": dry_run,
-            "options": {"kind": options_kind, "apiVersion": "meta.k8s.io/v1"},
+            "options": options,
         },
     }
 

@@ -30,7 +30,7 @@ def loads(text: bytes | str, shown: str = "models.yaml", source_name: str | None
     problems = schema.check(document) + rules.check_structure(document)
     if problems:
         raise CatalogueError(shown, problems)
-    catalogue, problems = _build(document, source_name or shown)
+    catalogue, problems = resolve(document, source_name or shown)
     errors = [problem for problem in problems if problem.severity == ERROR]
     if errors:
         raise CatalogueError(shown, errors)
@@ -38,7 +38,9 @@ def loads(text: bytes | str, shown: str = "models.yaml", source_name: str | None
     return dataclasses.replace(catalogue, warnings=warnings)
 
 
-def _build(document: Document, source: str) -> tuple[model.Catalogue, list[Problem]]:
+def resolve(document: Document, source: str) -> tuple[model.Catalogue, list[Problem]]:
+    """The catalogue of a schema-valid document with every setting resolved, and the problems of the rules
+    on resolved settings (errors and warnings), reported rather than raised."""
     data = document.data
     environments = tuple(model.build_environment(entry) for entry in data["environments"])
     models = tuple(model.build_model(entry) for entry in data["models"])
@@ -94,7 +96,7 @@ def _webhook_problems(catalogue: model.Catalogue, document: Document) -> list[Pr
     for environment in catalogue.environments:
         try:
             webhook_wiring.settings_for(catalogue, environment)
-        except (LookupError, ValueError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:
             failures.setdefault(str(exc), []).append(environment.name)
     for message, environments in failures.items():
         if len(environments) < len(catalogue.webhook.environments):

@@ -135,8 +135,10 @@ def check_deployment(
     """Rules on the resolved settings of one model in one environment; reported where the value was set."""
     problems: list[Problem] = []
 
-    def report(setting: tuple[str, ...], message: str, severity: str = ERROR) -> None:
+    def report(setting: tuple[str, ...], message: str, severity: str = ERROR, key: str | None = None) -> None:
         path = origins.get(setting) or origins.get(setting[:1]) or ()
+        if key is not None:  # a key of the mapping that setting holds (it was written there)
+            path = (*path, key)
         problems.append(Problem(*document.position(path), json_path(path), message, severity))
 
     image_origin = json_path(origins[("image",)]) if ("image",) in origins else "the default image"
@@ -147,11 +149,8 @@ def check_deployment(
     if gpu_problem:
         report(("resources", "gpu") if settings.resources.gpu else ("image",), gpu_problem)
     for finding in label_findings(settings.version_policy, settings.version_labels):
-        report(
-            ("versionLabels",),
-            _label_message(finding, settings),
-            ERROR if finding.issue.is_error else WARNING,
-        )
+        severity = ERROR if finding.issue.is_error else WARNING
+        report(("versionLabels",), _label_message(finding, settings), severity, key=finding.label)
     scaling = settings.autoscaling
     if scaling.enabled and scaling.min_replicas > scaling.max_replicas:
         report(

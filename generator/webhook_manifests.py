@@ -14,19 +14,27 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rulebook.s3 import Endpoint, EndpointError, normalize
+from rulebook.images import STOCK_TFSERVING
+from rulebook.names import (
+    HEALTH_PATH,
+    READY_PATH,
+    WEBHOOK_APP,
+    WEBHOOK_HTTPS_PORT,
+    WEBHOOK_NAME,
+    WEBHOOK_PATH,
+    WEBHOOK_SERVICE_PORT,
+    WebhookEnv,
+)
+from rulebook.s3 import REGION_VARIABLE, Endpoint, EndpointError, normalize
+from tfs_gitops import package_version
 
-# The name in ValidatingWebhookConfiguration.webhooks[].name: kubectl shows it in every denial
-# (`admission webhook "tfserving.tfs-gitops.io" denied the request: ...`); the process gets it as
-# WEBHOOK_NAME.
-WEBHOOK_NAME = "tfserving.tfs-gitops.io"
-APP = "tfs-webhook"
-HTTPS_PORT = 8443
-SERVICE_PORT = 443
-WEBHOOK_PATH = "/validate"
+APP = WEBHOOK_APP
+IMAGE_REPOSITORY = "ghcr.io/tfserving-gitops/webhook"  # this project's image, tagged with its version
+HTTPS_PORT = WEBHOOK_HTTPS_PORT
+SERVICE_PORT = WEBHOOK_SERVICE_PORT
 RUN_AS = 65532  # the numeric non-root user of the image (Dockerfile)
 # Kubernetes API server endpoints as seen from a pod after the Service DNAT: 443 on most managed clusters,
 # 6443 on kubeadm/kind control planes.
@@ -45,7 +53,7 @@ _LABEL_KEY_NAME = "kubernetes.io/metadata.name"
 class WebhookSettings:
     environment: str  # catalogue environment name
     namespace: str = "tfs-webhook"
-    image: str = "ghcr.io/tfserving-gitops/webhook:0.1.0"
+    image: str = field(default_factory=lambda: f"{IMAGE_REPOSITORY}:{package_version()}")
     replicas: int = 3
     failure_policy: Literal["Fail", "Ignore"] = "Fail"
     on_unverifiable: Literal["deny", "warn"] = "deny"  # deny <-> Fail, warn <-> Ignore (validated to match)
@@ -54,7 +62,7 @@ class WebhookSettings:
     default_s3_endpoint: str | None = None
     s3_credentials_secret: str = "tfs-webhook-s3"  # the webhook's OWN read-only keys
     argocd_namespace: str = "argocd"
-    tfserving_images: tuple[str, ...] = ("tensorflow/serving",)
+    tfserving_images: tuple[str, ...] = (STOCK_TFSERVING,)
     aws_region: str = "us-east-1"
     # The API server's addresses as seen from pods; when given, ingress to 8443 and API egress use only them.
     api_server_cidrs: tuple[str, ...] = ()
@@ -273,16 +281,16 @@ def _serving_certificate(settings: WebhookSettings, names: _Names) -> dict:
 def _container_env(settings: WebhookSettings) -> list[dict]:
     allowed = ",".join(endpoint.url for endpoint in _endpoints(settings.allowed_s3_endpoints))
     env = [
-        {"name": "WEBHOOK_NAME", "value": WEBHOOK_NAME},
-        {"name": "WEBHOOK_ALLOWED_S3_ENDPOINTS", "value": allowed},
+        {"name": WebhookEnv.NAME, "value": WEBHOOK_NAME},
+        {"name": WebhookEnv.ALLOWED_S3_ENDPOINTS, "value": allowed},
     ]
     if settings.default_s3_endpoint is not None:
         default = _endpoint(settings.default_s3_endpoint).url
-        env.append({"name": "WEBHOOK_DEFAULT_S3_ENDPOINT", "value": default})
+        env.append({"name": WebhookEnv.DEFAULT_S3_ENDPOINT, "value": default})
     env += [
-        {"name": "WEBHOOK_ON_UNVERIFIABLE", "value": settings.on_unverifiable},
-        {"name": "WEBHOOK_TFSERVING_IMAGES", "value": ",".join(settings.tfserving_images)},
-        {"name": "AWS_REGION", "value": settings.aws_region},
+        {"name": WebhookEnv.ON_UNVERIFIABLE, "value": settings.on_unverifiable},
+        {"name": WebhookEnv.TFSERVING_IMAGES, "value": ",".join(settings.tfserving_images)},
+        {"name": REGION_VARIABLE, "value": settings.aws_region},
         # Only the webhook's own keys: never fall back to the node's instance metadata credentials.
         {"name": "AWS_EC2_METADATA_DISABLED", "value": "true"},
         _secret_env("AWS_ACCESS_KEY_ID", settings.s3_credentials_secret),
@@ -320,9 +328,9 @@ def _deployment(settings: WebhookSettings, names: _Names) -> dict:
         ],
         "ports": [{"name": "https", "containerPort": HTTPS_PORT, "protocol": "TCP"}],
         "env": _container_env(settings),
-        "startupProbe": _probe("/healthz", 2, 30),
-        "readinessProbe": _probe("/readyz", 5, 2),
-        "livenessProbe": _probe("/healthz", 10, 3),
+        "startupProbe": _probe(HEALTH_PATH, 2, 30),
+        "readinessProbe": _probe(READY_PATH, 5, 2),
+        "livenessProbe": _probe(HEALTH_PATH, 10, 3),
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"cpu": "1", "memory": "512Mi"},

@@ -1,15 +1,10 @@
-"""Maps the catalogue's `webhook:` section to generator.webhook_manifests (written separately).
-
-The manifests module may be absent in a partial checkout; then a catalogue enabling the webhook is refused
-with a clear problem instead of failing at render time.
-"""
+"""Maps the catalogue's `webhook:` section to generator.webhook_manifests' WebhookSettings."""
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 from dataclasses import dataclass
 
+from generator import webhook_manifests
 from generator.catalogue import Catalogue, Environment
 from rulebook.images import ImageRef
 
@@ -35,27 +30,14 @@ class RenderedWebhook:
     ignore_differences: list[dict]
 
 
-def manifests_module():
-    """generator.webhook_manifests, or None when it is not built yet."""
-    try:
-        return importlib.import_module("generator.webhook_manifests")
-    except ModuleNotFoundError as exc:
-        if exc.name != "generator.webhook_manifests":
-            raise
-        return None
-
-
 def settings_for(catalogue: Catalogue, environment: Environment):
     """WebhookSettings for this environment, or None when the webhook is not enabled there.
 
-    Raises LookupError when the manifests module is missing and ValueError for settings it rejects.
+    Raises ValueError for settings it rejects.
     """
     webhook = catalogue.webhook
     if webhook is None or environment.name not in webhook.environments:
         return None
-    module = manifests_module()
-    if module is None:
-        raise LookupError("the webhook is enabled but generator/webhook_manifests.py is not available")
     options = dict(webhook.options)
     kwargs: dict = {"environment": environment.name}
     for key, field in _FIELDS.items():
@@ -72,13 +54,10 @@ def settings_for(catalogue: Catalogue, environment: Environment):
         kwargs["tfserving_images"] = tuple(images)
     kwargs["allowed_s3_endpoints"] = tuple(kwargs["allowed_s3_endpoints"])
     regions = sorted({d.settings.storage.region for d in deployments})
-    known = {field.name for field in dataclasses.fields(module.WebhookSettings)}
-    if len(regions) == 1 and "aws_region" in known:
+    if len(regions) == 1:
         kwargs["aws_region"] = regions[0]
-    settings = module.WebhookSettings(**kwargs)
-    validate = getattr(module, "validate_settings", None)
-    if validate is not None:
-        validate(settings)
+    settings = webhook_manifests.WebhookSettings(**kwargs)
+    webhook_manifests.validate_settings(settings)
     return settings
 
 
@@ -90,9 +69,8 @@ def render_for(catalogue: Catalogue, environment: Environment) -> RenderedWebhoo
     settings = settings_for(catalogue, environment)
     if settings is None:
         return None
-    module = manifests_module()
     return RenderedWebhook(
         namespace=settings.namespace,
-        files=module.render_webhook(settings),
-        ignore_differences=module.argocd_ignore_differences(),
+        files=webhook_manifests.render_webhook(settings),
+        ignore_differences=webhook_manifests.argocd_ignore_differences(),
     )

@@ -90,6 +90,24 @@ def _at(mark) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1)
 
 
+def _hint(exc: yaml.MarkedYAMLError) -> str:
+    """What to do about the YAML errors people meet most (tabs, indentation), in the words of the fix."""
+    problem = exc.problem or ""
+    if "'\\t'" in problem:
+        return "; YAML indents with spaces only: replace the tab with spaces"
+    if "mapping values are not allowed here" in problem:
+        return (
+            "; a key is indented deeper than the keys before it, or a value holds an unquoted ': ' "
+            "(indent the key like its siblings, or quote the value)"
+        )
+    if "expected <block end>" in problem or "could not find expected ':'" in problem:
+        return (
+            "; the indentation is off: keys of one mapping (and '- ' items of one list) must start in the "
+            "same column"
+        )
+    return ""
+
+
 def parse(text: bytes | str) -> tuple[Document | None, list[Problem]]:
     """Parse one YAML document of plain data. Returns (document, problems); document is None on problems."""
     if isinstance(text, bytes):
@@ -109,7 +127,7 @@ def parse(text: bytes | str) -> tuple[Document | None, list[Problem]]:
         mark = exc.problem_mark or exc.context_mark
         line, col = _at(mark) if mark else (1, 1)
         message = " ".join(part for part in (exc.context, exc.problem) if part)
-        return None, [Problem(line, col, "$", f"invalid YAML: {message}")]
+        return None, [Problem(line, col, "$", f"invalid YAML: {message}{_hint(exc)}")]
     except yaml.YAMLError as exc:
         return None, [Problem(1, 1, "$", f"invalid YAML: {exc}")]
     finally:

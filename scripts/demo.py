@@ -1,14 +1,18 @@
 """`make demo`: the origin's story end to end, on an embedded S3 server (SeaweedFS on loopback).
 
 1. The generator: models.yaml → overlays/ (into .demo/overlays), check, validate.
-2. The SavedModel checks: upload half_plus_two 00000123 where the catalogue says, verify and inspect it;
-   a partial 00000124 → invalid, naming what is missing; completed → valid.
-3. The admission webhook (served by gunicorn over TLS) decides on the rendered Deployment: admitted; a
-   partial 00000124 appears → denied, as kubectl shows it; 00000124 completed → admitted; a GPU image
-   without a GPU → denied.
-4. A pull request promotes prod to 124 (complete in S3): `tfs-gitops diff --verify`, as text and as the PR
-   comment's Markdown; another promotes to a partial 125: the preview says invalid before anything merges.
-Run from the repository root with the venv's bin/ on PATH (the Makefile does both).
+2. The SavedModel checks: upload half_plus_two 00000123 where the catalogue says, verify and inspect it.
+3. A Kubernetes API server (kube-apiserver + etcd from e2e/cluster, when built: see scripts/demo_webhook.py)
+   with the generated webhook configuration, the webhook served by gunicorn over TLS; the catalogue generated
+   again with its storage endpoint at the embedded S3.
+4. Argo CD's sync of dev (`kubectl apply -k`): admitted. 5. A partial 00000124 → staging's first sync is
+   denied, as kubectl prints it. 6. 00000124 completed → staging admitted. 7. A GPU image without a GPU →
+   denied.
+8. A pull request promotes prod to 124 (complete in S3): `tfs-gitops diff --verify`, as text and as the
+   PR comment's Markdown. 9. Another promotes to a partial 125: the preview says invalid before anything
+   merges.
+Without the binaries, steps 4-7 show the webhook's own answers to AdmissionReviews the demo builds, and say
+so. Run from the repository root with the venv's bin/ on PATH (the Makefile does both).
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from devtools.gitrepo import GitRepo  # noqa: E402
 from devtools.s3server import S3Endpoint, SeaweedFS  # noqa: E402
-from scripts.demo_webhook import WebhookStory, without_gpu_but_gpu_image  # noqa: E402
+from scripts import demo_webhook  # noqa: E402
 
 WORK = ROOT / ".demo"
 MODEL_SRC = ROOT / "tests/testdata/savedmodels/saved_model_half_plus_two_cpu/00000123"
 BUCKET = "models"
 PREFIX = "tfserving/half_plus_two"  # the catalogue's basePath for half-plus-two
 BASE_PATH = f"s3://{BUCKET}/{PREFIX}"
+CATALOGUE_ENDPOINT = "endpoint: http://rgw.storage.svc:7480"
 
 
 def heading(text: str) -> None:
@@ -85,35 +90,58 @@ def expect(condition: bool, what: str) -> None:
         raise SystemExit(f"demo: expected {what}")
 
 
-def demo_story(endpoint: S3Endpoint, env: dict[str, str], overlays: Path) -> None:
+def cluster_overlays(endpoint: S3Endpoint, env: dict[str, str]) -> Path:
+    """The catalogue as the demo cluster sees it: its storage endpoint is the embedded S3 server."""
+    text = (ROOT / "models.yaml").read_text()
+    if text.count(CATALOGUE_ENDPOINT) != 1:
+        raise SystemExit(f"demo: models.yaml no longer has {CATALOGUE_ENDPOINT!r} once")
+    catalogue = WORK / "cluster" / "models.yaml"
+    catalogue.parent.mkdir(parents=True, exist_ok=True)
+    catalogue.write_text(text.replace(CATALOGUE_ENDPOINT, f"endpoint: {endpoint.url}"))
+    print(f"{catalogue.relative_to(ROOT)}: models.yaml with storage.endpoint {endpoint.url} "
+          "(the embedded S3 server stands in for rgw.storage.svc:7480)")
+    out = WORK / "cluster" / "overlays"
+    run(["tfs-gitops", "generate", "-c", str(catalogue.relative_to(ROOT)), "-o", str(out.relative_to(ROOT))],
+        env, show_lines=3)
+    return out
+
+
+def demo_story(endpoint: S3Endpoint, env: dict[str, str]) -> bool:
     heading("2. The origin's model in S3: half_plus_two 00000123")
     endpoint.client().create_bucket(Bucket=BUCKET)
     upload_version(endpoint, "00000123")
     run(["tfs-gitops", "verify", BASE_PATH, "--signature", "serving_default"], env)
     run(["tfs-gitops", "inspect", BASE_PATH], env, show_lines=24)
 
-    story = WebhookStory(endpoint, overlays / "dev" / "half-plus-two", WORK / "webhook")
+    heading("3. The admission webhook, behind a real Kubernetes API server when one is built")
+    overlays = cluster_overlays(endpoint, env)
+    story = demo_webhook.story(endpoint, overlays, WORK / "cluster")
     try:
-        heading("3. Argo CD syncs overlays/dev/half-plus-two (policy: all versions): the webhook decides")
-        expect(story.apply(), "the complete model to be admitted")
+        heading("4. Argo CD syncs overlays/dev/half-plus-two (policy: all versions)")
+        story.create_namespace("dev")
+        expect(story.sync("dev"), "the complete model to be admitted")
 
-        heading("4. A new version is being uploaded: 00000124 holds only saved_model.pb so far")
+        heading("5. A new version is being uploaded: 00000124 holds only saved_model.pb so far")
         upload_version(endpoint, "00000124", only=("saved_model.pb",))
         run(["tfs-gitops", "verify", BASE_PATH], env, expect=(1,))
-        expect(not story.apply(what="the same Deployment, re-synced"), "the partial version to be denied")
+        print("staging (policy latest: it would load 124) is synced for the first time. (dev's Deployment "
+              "does not change, so there is nothing to admit there: the webhook decides on Deployments; CI's "
+              "`tfs-gitops verify` is what checks an upload.)")
+        story.create_namespace("staging")
+        expect(not story.sync("staging"), "the partial version to be denied")
 
-        heading("5. The upload of 00000124 completes")
+        heading("6. The upload of 00000124 completes; Argo CD retries the staging sync")
         upload_version(endpoint, "00000124", only=("variables/variables.index",
                                                    "variables/variables.data-00000-of-00001",
                                                    "assets/foo.txt"))
         run(["tfs-gitops", "verify", BASE_PATH, "--policy", "all"], env)
-        expect(story.apply(), "the completed model to be admitted")
+        expect(story.sync("staging"), "the completed model to be admitted")
 
-        heading("6. Someone switches to the GPU image but forgets the GPU")
-        expect(not story.apply(without_gpu_but_gpu_image(story.deployment), "GPU image, no GPU"),
-               "a GPU image without a GPU to be denied")
+        heading("7. Someone switches dev to the GPU image but forgets the GPU")
+        expect(not story.switch_to_gpu_image("dev"), "a GPU image without a GPU to be denied")
     finally:
         story.close()
+    return story.real_api
 
 
 def promoted(catalogue: str, version: int) -> str:
@@ -123,7 +151,7 @@ def promoted(catalogue: str, version: int) -> str:
 
 
 def demo_pr_preview(endpoint: S3Endpoint, env: dict[str, str]) -> None:
-    heading("7. A pull request promotes prod to 124: what the reviewer sees (tfs-gitops diff --verify)")
+    heading("8. A pull request promotes prod to 124: what the reviewer sees (tfs-gitops diff --verify)")
     repo = GitRepo(WORK / "pr")
     catalogue = (ROOT / "models.yaml").read_text(encoding="utf-8")
     repo.commit({"models.yaml": catalogue}, "the catalogue")
@@ -135,7 +163,7 @@ def demo_pr_preview(endpoint: S3Endpoint, env: dict[str, str]) -> None:
     run(preview, env)
     run([*preview, "-o", "markdown"], env, show_lines=16)
 
-    heading("8. Another pull request promotes prod to 125, whose upload is still partial")
+    heading("9. Another pull request promotes prod to 125, whose upload is still partial")
     upload_version(endpoint, "00000125", only=("saved_model.pb",))
     repo.checkout("main")
     repo.branch("promote-125")
@@ -150,10 +178,15 @@ def main() -> int:
     with SeaweedFS(workdir=WORK / "s3") as endpoint:
         print(f"Embedded S3 (SeaweedFS) at {endpoint.url}")
         env = dict(os.environ, **endpoint.env())
-        overlays = demo_generator(env)
-        demo_story(endpoint, env, overlays)
+        demo_generator(env)
+        real_api = demo_story(endpoint, env)
         demo_pr_preview(endpoint, env)
-    heading("Done: generated, checked, validated; verified in S3; admitted, denied, admitted, denied")
+    if real_api:
+        heading("Done: generated, checked, validated; verified in S3; admitted, denied, admitted, denied by "
+                "a real kube-apiserver calling the webhook")
+    else:
+        heading("Done: generated, checked, validated; verified in S3; the webhook's answers (no API server: "
+                "`make e2e` or TFS_DEMO_BUILD=1 make demo builds one)")
     return 0
 
 

@@ -7,12 +7,14 @@ command.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+DISTRIBUTION = "tfserving-gitops"
 
 
 def package_version() -> str:
     """The installed distribution's version: pyproject.toml is the only place it is written."""
+    from importlib.metadata import PackageNotFoundError, version  # 30 ms: only when asked
+
     try:
-        return version("tfserving-gitops")
+        return version(DISTRIBUTION)
     except PackageNotFoundError:  # run from a checkout that was never installed
         return "0+unknown"

@@ -154,5 +154,3 @@ def parse_timeout(text: str | None, default: float) -> float:
         return default
     value = float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
     return min(max(value, 0.1), 30.0)
-
-

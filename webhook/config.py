@@ -6,11 +6,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rulebook.images import GPU_MARKER, STOCK_TFSERVING
+from rulebook.names import WEBHOOK_NAME, WebhookEnv
 from rulebook.s3 import Endpoint, EndpointError, normalize
 
 Choice = Literal["deny", "warn"]
 
-DEFAULT_WEBHOOK_NAME = "tfserving.tfs-gitops.io"
+DEFAULT_WEBHOOK_NAME = WEBHOOK_NAME
 MAX_BODY_BYTES = 4 * 1024 * 1024  # two objects of etcd's 1.5 MiB limit plus the envelope
 DEFAULT_TIMEOUT_SECONDS = 10.0  # the API server's default timeoutSeconds when ?timeout= is absent
 
@@ -49,8 +51,8 @@ class WebhookConfig:
     on_unverifiable: Choice = "deny"
     on_unresolved: Choice = "deny"
     on_unknown_variant: Choice = "deny"
-    tfserving_images: tuple[str, ...] = ("tensorflow/serving",)
-    gpu_tag_marker: str = "gpu"
+    tfserving_images: tuple[str, ...] = (STOCK_TFSERVING,)
+    gpu_tag_marker: str = GPU_MARKER
     cache_ttl_seconds: float = 60.0
     negative_cache_ttl_seconds: float = 10.0
     aws_region: str = "us-east-1"
@@ -63,37 +65,37 @@ class WebhookConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebhookConfig:
         try:
-            allowed = AllowList.parse(_csv(env.get("WEBHOOK_ALLOWED_S3_ENDPOINTS", "")))
+            allowed = AllowList.parse(_csv(env.get(WebhookEnv.ALLOWED_S3_ENDPOINTS, "")))
         except EndpointError as exc:
             raise ConfigError(f"WEBHOOK_ALLOWED_S3_ENDPOINTS: {exc}") from None
         default = None
-        if env.get("WEBHOOK_DEFAULT_S3_ENDPOINT", "").strip():
+        if env.get(WebhookEnv.DEFAULT_S3_ENDPOINT, "").strip():
             try:
-                default = normalize(env["WEBHOOK_DEFAULT_S3_ENDPOINT"])
+                default = normalize(env[WebhookEnv.DEFAULT_S3_ENDPOINT])
             except EndpointError as exc:
                 raise ConfigError(f"WEBHOOK_DEFAULT_S3_ENDPOINT: {exc}") from None
             if default not in allowed.endpoints:
                 raise ConfigError(
                     f"WEBHOOK_DEFAULT_S3_ENDPOINT {default.url} is not in WEBHOOK_ALLOWED_S3_ENDPOINTS"
                 )
-        images = tuple(_csv(env.get("WEBHOOK_TFSERVING_IMAGES", ""))) or ("tensorflow/serving",)
-        marker = env.get("WEBHOOK_GPU_TAG_MARKER", "gpu").strip()
+        images = tuple(_csv(env.get(WebhookEnv.TFSERVING_IMAGES, ""))) or (STOCK_TFSERVING,)
+        marker = env.get(WebhookEnv.GPU_TAG_MARKER, GPU_MARKER).strip()
         if not marker:
             raise ConfigError("WEBHOOK_GPU_TAG_MARKER must not be empty")
-        positive = _seconds(env, "WEBHOOK_CACHE_TTL_SECONDS", 60.0)
-        negative = _seconds(env, "WEBHOOK_NEGATIVE_CACHE_TTL_SECONDS", 10.0)
+        positive = _seconds(env, WebhookEnv.CACHE_TTL_SECONDS, 60.0)
+        negative = _seconds(env, WebhookEnv.NEGATIVE_CACHE_TTL_SECONDS, 10.0)
         return cls(
             allowed_s3_endpoints=allowed,
             default_s3_endpoint=default,
-            on_unverifiable=_choice(env, "WEBHOOK_ON_UNVERIFIABLE"),
-            on_unresolved=_choice(env, "WEBHOOK_ON_UNRESOLVED"),
-            on_unknown_variant=_choice(env, "WEBHOOK_ON_UNKNOWN_VARIANT"),
+            on_unverifiable=_choice(env, WebhookEnv.ON_UNVERIFIABLE),
+            on_unresolved=_choice(env, WebhookEnv.ON_UNRESOLVED),
+            on_unknown_variant=_choice(env, WebhookEnv.ON_UNKNOWN_VARIANT),
             tfserving_images=images,
             gpu_tag_marker=marker.lower(),
             cache_ttl_seconds=positive,
             negative_cache_ttl_seconds=min(negative, positive),
             aws_region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1").strip(),
-            webhook_name=(env.get("WEBHOOK_NAME") or DEFAULT_WEBHOOK_NAME).strip(),
+            webhook_name=(env.get(WebhookEnv.NAME) or DEFAULT_WEBHOOK_NAME).strip(),
         )
 
 

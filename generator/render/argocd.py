@@ -7,10 +7,10 @@ Names: the app-of-apps is `<env>`, a model's Application `<env>.<model>`, the we
 from __future__ import annotations
 
 from generator.catalogue import ArgoCD, Environment
+from rulebook.names import WEBHOOK_APP
 
 ARGOCD_API = "argoproj.io/v1alpha1"
 IN_CLUSTER = "https://kubernetes.default.svc"
-WEBHOOK_APP = "tfs-webhook"
 RETRY = {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}}
 
 

@@ -178,6 +178,59 @@ def test_invalid_catalogue_is_a_usage_error(tmp_path: Path):
     assert "is invalid" in result.output
 
 
+def test_an_endpoint_without_a_scheme_says_so():
+    result = run("verify", "s3://bucket/x", "--endpoint-url", "127.0.0.1:8333")
+    assert result.exit_code == 2
+    assert "it has no scheme; write http://HOST:PORT" in " ".join(result.output.split())
+
+
+@pytest.mark.s3
+def test_tls_against_a_plain_http_endpoint_says_set_s3_use_https_0(s3_env, s3_server, s3_bucket, monkeypatch):
+    if not s3_server.url.startswith("http://"):
+        pytest.skip("needs a plain-HTTP S3 endpoint")
+    monkeypatch.setenv("S3_USE_HTTPS", "1")  # the mistake: TLS to a plain-HTTP server
+    result = run("verify", f"s3://{s3_bucket}/m", "--timeout", "10")
+    assert result.exit_code == 3
+    assert "(wrong version number): it answers plain HTTP; set S3_USE_HTTPS=0" in result.output
+
+
+LABELLED = """\
+apiVersion: tfs-gitops/v1alpha1
+argocd:
+  repoURL: https://example.com/repo.git
+defaults:
+  storage:
+    endpoint: {endpoint}
+environments:
+  - name: dev
+models:
+  - name: m
+    basePath: s3://{bucket}/m
+    versionPolicy: {{latest: 2}}
+    versionLabels: {{stable: {stable}}}
+"""
+
+
+@pytest.mark.s3
+def test_catalogue_verify_refuses_a_label_on_a_version_that_will_not_load(
+    s3_env, s3_server, s3_bucket, put_version, tmp_path: Path
+):
+    for version in ("1", "2", "3"):
+        put_version(f"m/{version}", GOOD)
+    catalogue = tmp_path / "models.yaml"
+    catalogue.write_text(LABELLED.format(endpoint=s3_server.url, bucket=s3_bucket, stable=2))
+    assert run("verify", "-c", str(catalogue)).exit_code == 0  # latest:2 loads 3 and 2
+    catalogue.write_text(LABELLED.format(endpoint=s3_server.url, bucket=s3_bucket, stable=1))
+    result = run("verify", "-c", str(catalogue), "-o", "json")
+    assert result.exit_code == 1
+    (report,) = json.loads(result.output)["results"]
+    assert report["verdict"] == "invalid"
+    assert report["problems"] == [
+        "version label 'stable' names version 1, which the latest:2 policy does not load from what S3 holds: "
+        "TF Serving would refuse the model config"
+    ]
+
+
 def test_progress_is_rewritten_in_place_and_cleared(capsys):
     from tfs_gitops.cli.verify import TerminalProgress
 

@@ -246,3 +246,16 @@ def test_messages_are_one_line_and_bounded():
         'Error from server: error when creating "STDIN": admission webhook "w.example.com" '
         "denied the request: m"
     )
+
+
+def test_build_review_carries_the_dry_run_option_as_the_api_server_does():
+    # What a real kube-apiserver sends for `kubectl apply --dry-run=server` (tests/e2e/test_review_contract)
+    from devtools.admission import build_review
+
+    deployment = {"metadata": {"name": "d", "namespace": "n"}}
+    dry = build_review(deployment, dry_run=True)["request"]
+    assert dry["dryRun"] is True
+    assert dry["options"] == {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1", "dryRun": ["All"]}
+    update = build_review(deployment, operation="UPDATE", old=deployment)["request"]
+    assert update["dryRun"] is False
+    assert update["options"] == {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"}

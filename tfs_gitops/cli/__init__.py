@@ -12,7 +12,7 @@ import importlib
 
 import click
 
-from tfs_gitops import package_version
+from tfs_gitops import DISTRIBUTION
 
 # name → "module:attribute"; the order is the order of `tfs-gitops --help`.
 COMMANDS = {
@@ -45,6 +45,6 @@ class LazyGroup(click.Group):
 @click.group(
     cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
-@click.version_option(package_version(), prog_name="tfs-gitops")
+@click.version_option(package_name=DISTRIBUTION, prog_name="tfs-gitops")
 def main() -> None:
     """GitOps for TensorFlow Serving on Kubernetes, models in S3-compatible storage."""

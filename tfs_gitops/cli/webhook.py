@@ -7,6 +7,18 @@ import click
 from rulebook.names import WEBHOOK_HTTPS_PORT
 
 
+def require_webhook_extra() -> None:
+    """A clear usage error, not a traceback, when the webhook's libraries are not installed."""
+    import importlib.util
+
+    needed = ("flask", "gunicorn", "cryptography", "kubernetes")
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.UsageError(
+            f"the webhook needs {', '.join(missing)}: pip install 'tfserving-gitops[webhook]'"
+        )
+
+
 def _bind(ctx, param, value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -53,6 +65,7 @@ def serve(
         raise click.UsageError(f"bad configuration: {exc}") from None
     if not certfile:
         click.echo("warning: no --certfile/--keyfile: serving plain HTTP (local use only)", err=True)
+    require_webhook_extra()
     from webhook.server import run
 
     overrides = {key: value for key, value in (("threads", threads), ("workers", workers)) if value}
@@ -77,6 +90,7 @@ def serve(
 @click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
 def certs(out_dir: str, hosts: tuple[str, ...], days: int) -> None:
     """Make a local CA and a serving certificate signed by it (in a cluster, cert-manager does this)."""
+    require_webhook_extra()
     from webhook.certs import make_certs
 
     paths = make_certs(out_dir, hosts or ("localhost", "127.0.0.1"), days)
