@@ -191,3 +191,12 @@ def test_missing_at_the_head(repo: GitRepo):
     result = run("--base", "main")
     assert result.exit_code == 2
     assert result.output == "error: models.yaml does not exist at the head: working tree\n"
+
+
+def test_diff_without_verify_imports_no_s3_or_web_library(repo: GitRepo):
+    from tests.tfs_gitops.test_imports import HEAVY, _modules_loaded_by
+
+    repo.write({"models.yaml": edited(CATALOGUE, PROMOTION)})
+    loaded = _modules_loaded_by(["diff", "-c", str(repo.path / "models.yaml"), "--base", "main"])
+    assert "preview.objects" in loaded
+    assert not {name for name in loaded if name.split(".")[0] in HEAVY}
