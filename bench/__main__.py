@@ -1,4 +1,6 @@
-"""Run every benchmark in turn: `python -m bench [NAME ...]` (generator, savedmodel, webhook, delivery)."""
+"""Run every benchmark in turn: `python -m bench [NAME ...]`.
+
+Names: generator, savedmodel, webhook, delivery, preview."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("generator", "savedmodel", "webhook", "delivery")
+BENCHMARKS = ("generator", "savedmodel", "webhook", "delivery", "preview")
 
 
 def main(argv: list[str]) -> int:

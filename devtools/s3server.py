@@ -162,6 +162,11 @@ class SeaweedFS:
         if self._own_dir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    @property
+    def pid(self) -> int | None:
+        """The server process (the benchmarks read its CPU time)."""
+        return self._proc.pid if self._proc is not None else None
+
     def __enter__(self) -> S3Endpoint:
         return self.start()
 

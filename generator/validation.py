@@ -27,6 +27,7 @@ from generator import tree as disk
 from generator.problems import json_path
 
 KUBERNETES_VERSION = "1.33.0"
+BUILD_WORKERS = 4  # kubectl kustomize processes at once
 
 
 class ToolMissing(Exception):
@@ -70,13 +71,42 @@ def targets_for(environments: list[str]) -> list[str]:
     return targets
 
 
+def find_kubectl(kubectl: str = "kubectl") -> str:
+    path = shutil.which(kubectl)
+    if path is None:
+        raise ToolMissing(f"{kubectl} not found on PATH (install kubectl, e.g. `make install`)")
+    return path
+
+
+@dataclass(frozen=True)
+class Built:
+    """What one target produced: YAML text, or why it could not be built."""
+
+    target: str
+    text: str = ""
+    error: str | None = None
+
+
+def build_targets(
+    files: dict[str, str], targets: list[str], *, kubectl: str = "kubectl", workers: int = BUILD_WORKERS
+) -> list[Built]:
+    """Write `files` (a rendered tree, or the part of one the targets need) to a temporary directory and
+    build each target there: `kubectl kustomize` for a directory, the file's own text for a file.
+
+    Raises ToolMissing when kubectl is not on PATH; a failing build is reported in its Built, not raised."""
+    kubectl_path = find_kubectl(kubectl)
+    with tempfile.TemporaryDirectory(prefix="tfs-gitops-build-") as temporary:
+        root = Path(temporary)
+        disk.write(files, root)
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets)))) as pool:
+            return list(pool.map(lambda target: _build(kubectl_path, root, target), targets))
+
+
 def validate_tree(
     files: dict[str, str], environments: list[str], *, use: str = "auto", kubectl: str = "kubectl"
 ) -> Report:
     """Write `files` (a rendered overlays tree) to a temporary directory, build and validate it."""
-    kubectl_path = shutil.which(kubectl)
-    if kubectl_path is None:
-        raise ToolMissing(f"{kubectl} not found on PATH (install kubectl, e.g. `make install`)")
+    find_kubectl(kubectl)
     kubeconform = shutil.which("kubeconform") if use in ("auto", "kubeconform") else None
     if use == "kubeconform" and kubeconform is None:
         raise ToolMissing("kubeconform not found on PATH")
@@ -86,41 +116,40 @@ def validate_tree(
             "`pip install 'tfserving-gitops[validate]'`"
         )
     report = Report("kubeconform" if kubeconform else "builtin", KUBERNETES_VERSION)
-    with tempfile.TemporaryDirectory(prefix="tfs-gitops-validate-") as temporary:
-        root = Path(temporary)
-        disk.write(files, root)
-        targets = targets_for(environments)
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            builds = list(pool.map(lambda target: _build(kubectl_path, root, target), targets))
-    for target, (objects, error) in zip(targets, builds, strict=True):
-        report.targets.append(target)
+    for built in build_targets(files, targets_for(environments), kubectl=kubectl):
+        report.targets.append(built.target)
+        objects, error = _documents(built)
         if error:
-            report.findings.append(Finding(target, "-", "$", error))
+            report.findings.append(Finding(built.target, "-", "$", error))
             continue
         report.objects += len(objects)
         if kubeconform:
-            report.findings += _kubeconform(kubeconform, target, objects)
+            report.findings += _kubeconform(kubeconform, built.target, objects)
         else:
             for document in objects:
-                report.findings += validate_object(target, document)
+                report.findings += validate_object(built.target, document)
     report.findings.sort()
     return report
 
 
-def _build(kubectl: str, root: Path, target: str) -> tuple[list[dict], str | None]:
+def _build(kubectl: str, root: Path, target: str) -> Built:
     path = root / target
     if path.is_file():
-        text = path.read_text(encoding="utf-8")
-    else:
-        completed = subprocess.run(
-            [kubectl, "kustomize", str(path)], capture_output=True, text=True, check=False, timeout=300
-        )
-        if completed.returncode != 0:
-            message = completed.stderr.strip().replace(str(root) + "/", "") or "kubectl kustomize failed"
-            return [], f"kubectl kustomize failed: {message}"
-        text = completed.stdout
+        return Built(target, path.read_text(encoding="utf-8"))
+    completed = subprocess.run(
+        [kubectl, "kustomize", str(path)], capture_output=True, text=True, check=False, timeout=300
+    )
+    if completed.returncode != 0:
+        message = completed.stderr.strip().replace(str(root) + "/", "") or "kubectl kustomize failed"
+        return Built(target, error=f"kubectl kustomize failed: {message}")
+    return Built(target, completed.stdout)
+
+
+def _documents(built: Built) -> tuple[list[dict], str | None]:
+    if built.error:
+        return [], built.error
     try:
-        return [doc for doc in yaml.safe_load_all(text) if doc is not None], None
+        return [doc for doc in yaml.safe_load_all(built.text) if doc is not None], None
     except yaml.YAMLError as exc:
         return [], f"output is not YAML: {exc}"
 

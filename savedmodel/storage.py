@@ -45,6 +45,7 @@ _RETRYABLE_CODES = {
     "RequestTimeTooSkewed",
 }
 _MIN_USEFUL_SECONDS = 0.05
+DEFAULT_MAX_CONNECTIONS = 10  # botocore's own default pool size
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class S3Store:
         connect_timeout: float = 2.0,
         read_timeout: float = 5.0,
         max_attempts: int = 3,
-        max_connections: int = 10,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if connect_timeout <= 0 or read_timeout <= 0 or max_attempts < 1 or max_connections < 1:
             raise ValueError("timeouts must be positive, max_attempts and max_connections at least 1")
@@ -158,6 +159,7 @@ class S3Store:
             read_timeout=max(read, 0.1),
             retries={"total_max_attempts": 1, "mode": "standard"},  # we retry ourselves, inside the deadline
             tcp_keepalive=True,
+            # Threads sharing this client each hold a connection: a smaller pool opens and discards extras.
             max_pool_connections=self.max_connections,
             # botocore >= 1.36 adds CRC checksums to every upload by default (aws-chunked trailers over
             # https), which third-party stores refuse or mis-verify; checksums only where the API requires

@@ -8,9 +8,12 @@
 4. Argo CD's sync of dev (`kubectl apply -k`): admitted. 5. A partial 00000124 → staging's first sync is
    denied, as kubectl prints it. 6. 00000124 completed → staging admitted. 7. A GPU image without a GPU →
    denied.
+8. A pull request promotes prod to 124 (complete in S3): `tfs-gitops diff --verify`, as text and as the
+   PR comment's Markdown. 9. Another promotes to a partial 125: the preview says invalid before anything
+   merges.
 Without the binaries, steps 4-7 show the webhook's own answers to AdmissionReviews the demo builds, and say
 so.
-8.-9. Model delivery: `tfs-gitops publish` (a new version, a refused invalid model, a refused overwrite),
+10.-11. Model delivery: `tfs-gitops publish` (a new version, a refused invalid model, a refused overwrite),
    and the sync sidecar picking up a version uploaded file by file while inotify checks that the directory TF
    Serving reads never shows it incomplete.
 Run from the repository root with the venv's bin/ on PATH (the Makefile does both).
@@ -28,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.gitrepo import GitRepo  # noqa: E402
 from devtools.s3server import S3Endpoint, SeaweedFS  # noqa: E402
 from scripts import demo_webhook  # noqa: E402
 from scripts.demo_delivery import demo_delivery  # noqa: E402
@@ -145,6 +149,34 @@ def demo_story(endpoint: S3Endpoint, env: dict[str, str]) -> bool:
     return story.real_api
 
 
+def promoted(catalogue: str, version: int) -> str:
+    """The catalogue with prod's half-plus-two pinned (and labelled stable) at `version`."""
+    pinned = catalogue.replace("{specific: [123]}", f"{{specific: [{version}]}}")
+    return pinned.replace("{stable: 123}", f"{{stable: {version}}}")
+
+
+def demo_pr_preview(endpoint: S3Endpoint, env: dict[str, str]) -> None:
+    heading("8. A pull request promotes prod to 124: what the reviewer sees (tfs-gitops diff --verify)")
+    repo = GitRepo(WORK / "pr")
+    catalogue = (ROOT / "models.yaml").read_text(encoding="utf-8")
+    repo.commit({"models.yaml": catalogue}, "the catalogue")
+    repo.branch("promote-124")
+    repo.commit({"models.yaml": promoted(catalogue, 124)}, "prod: half_plus_two 124")
+    models = str(repo.path / "models.yaml")
+    run(["git", "-C", str(repo.path), "diff", "main", "--", "models.yaml"], env)
+    preview = ["tfs-gitops", "diff", "-c", models, "--verify", "--endpoint-url", endpoint.url]
+    run(preview, env)
+    run([*preview, "-o", "markdown"], env, show_lines=16)
+
+    heading("9. Another pull request promotes prod to 125, whose upload is still partial")
+    upload_version(endpoint, "00000125", only=("saved_model.pb",))
+    repo.checkout("main")
+    repo.branch("promote-125")
+    repo.commit({"models.yaml": promoted(catalogue, 125)}, "prod: half_plus_two 125")
+    result = run(preview, env, expect=(1,), show_lines=8)
+    expect("INVALID" in result.stdout, "the preview to find 125 invalid")
+
+
 def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
@@ -153,15 +185,16 @@ def main() -> int:
         env = dict(os.environ, **endpoint.env())
         demo_generator(env)
         real_api = demo_story(endpoint, env)
+        demo_pr_preview(endpoint, env)
         demo_delivery(endpoint, env, run, heading, WORK, MODEL_SRC, ROOT)
     if real_api:
         heading("Done: generated, checked, validated; verified in S3; admitted, denied, admitted, denied by "
-                "a real kube-apiserver calling the webhook; published, refused, synced without a partial "
-                "version")
+                "a real kube-apiserver calling the webhook; previewed two PRs; published, refused, synced "
+                "without a partial version")
     else:
         heading("Done: generated, checked, validated; verified in S3; the webhook's answers (no API server: "
-                "`make e2e` or TFS_DEMO_BUILD=1 make demo builds one); published, refused, synced without a "
-                "partial version")
+                "`make e2e` or TFS_DEMO_BUILD=1 make demo builds one); previewed two PRs; published, refused, "
+                "synced without a partial version")
     return 0
 
 

@@ -90,7 +90,7 @@ def complete_versions_only(dest: Path, incomplete: list[str]):
 def demo_delivery(
     endpoint: S3Endpoint, env: dict[str, str], run, heading, work: Path, model: Path, root: Path
 ) -> None:
-    heading("8. Model delivery: tfs-gitops publish instead of tar + s3cmd put --recursive")
+    heading("10. Model delivery: tfs-gitops publish instead of tar + s3cmd put --recursive")
     run(["tfs-gitops", "publish", str(model.relative_to(root)), BASE, "--version", "123"], env)
     run(["tfs-gitops", "publish", str(model.relative_to(root)), BASE], env)
     broken = work / "broken" / "125"
@@ -100,7 +100,7 @@ def demo_delivery(
     run(["tfs-gitops", "publish", str(model.relative_to(root)), BASE, "--version", "124"], env, expect=(1,))
     run(["tfs-gitops", "verify", BASE, "--policy", "all"], env)
 
-    heading("9. The sync sidecar: version 125 is uploaded file by file, saved_model.pb first")
+    heading("11. The sync sidecar: version 125 is uploaded file by file, saved_model.pb first")
     dest = work / "models" / "half_plus_two"
     dest.mkdir(parents=True)
     incomplete: list[str] = []

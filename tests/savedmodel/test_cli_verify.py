@@ -229,3 +229,19 @@ def test_catalogue_verify_refuses_a_label_on_a_version_that_will_not_load(
         "version label 'stable' names version 1, which the latest:2 policy does not load from what S3 holds: "
         "TF Serving would refuse the model config"
     ]
+
+
+def test_progress_is_rewritten_in_place_and_cleared(capsys):
+    from tfs_gitops.cli.verify import TerminalProgress
+
+    progress = TerminalProgress()
+    progress(0, 12)
+    progress(12, 12)
+    progress.clear()
+    assert capsys.readouterr().err == (
+        "\rverifying 0/12 models in S3\rverifying 12/12 models in S3\r" + " " * 28 + "\r"
+    )
+
+
+def test_max_connections_is_bounded():
+    assert run("verify", "--max-connections", "0").exit_code == 2

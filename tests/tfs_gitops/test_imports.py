@@ -32,7 +32,15 @@ def _modules_loaded_by(argv: list[str]) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["generate", "--help"], ["check", "--help"], ["schema"], ["verify", "--help"]]
+    "argv",
+    [
+        ["--help"],
+        ["generate", "--help"],
+        ["check", "--help"],
+        ["schema"],
+        ["verify", "--help"],
+        ["diff", "--help"],
+    ],
 )
 def test_help_and_catalogue_commands_import_no_heavy_library(argv):
     loaded = _modules_loaded_by(argv)

@@ -21,6 +21,7 @@ COMMANDS = {
     "generate": "tfs_gitops.cli.catalogue:generate",
     "check": "tfs_gitops.cli.catalogue:check",
     "validate": "tfs_gitops.cli.catalogue:validate",
+    "diff": "tfs_gitops.cli.diff:diff",
     "verify": "tfs_gitops.cli.verify:verify",
     "inspect": "tfs_gitops.cli.verify:inspect",
     "promote": "tfs_gitops.cli.promote:promote",

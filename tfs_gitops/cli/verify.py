@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from rulebook.s3 import S3Path
 from tfs_gitops.cli.options import catalogue_option, output_option
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_CANNOT_VERIFY = 0, 1, 2, 3
+MAX_CONNECTIONS = 16  # models checked at once by default (each holds one S3 connection)
 EXIT_BY_VERDICT = {"valid": EXIT_VALID, "invalid": EXIT_INVALID, "cannot-verify": EXIT_CANNOT_VERIFY}
 
 
@@ -58,20 +60,34 @@ def _endpoint_url(ctx, param, value):
     return value.strip()
 
 
-def _common_options(func):
-    func = click.option(
-        "--endpoint-url",
-        metavar="URL",
-        callback=_endpoint_url,
-        help="S3 endpoint (overrides S3_ENDPOINT/S3_USE_HTTPS), e.g. http://127.0.0.1:8333",
-    )(func)
-    func = click.option(
-        "--timeout",
-        type=click.FloatRange(min=0.1),
-        default=60.0,
+def max_connections_option(func):
+    return click.option(
+        "--max-connections",
+        type=click.IntRange(1, 256),
+        default=MAX_CONNECTIONS,
         show_default=True,
-        help="Seconds allowed per model, retries included.",
+        help="Models checked at once (each holds one S3 connection) when verifying a catalogue.",
     )(func)
+
+
+endpoint_url_option = click.option(
+    "--endpoint-url",
+    metavar="URL",
+    callback=_endpoint_url,
+    help="S3 endpoint (overrides S3_ENDPOINT/S3_USE_HTTPS), e.g. http://127.0.0.1:8333",
+)
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds allowed per model, retries included.",
+)
+
+
+def _common_options(func):
+    func = endpoint_url_option(func)
+    func = timeout_option(func)
     func = click.option(
         "--tag",
         "tags",
@@ -125,8 +141,11 @@ def _exit_code(verdicts) -> int:
 )
 @click.option("--signature", metavar="NAME", help="Signature that must exist, e.g. serving_default.")
 @catalogue_option("Catalogue verified when no path is given.")
+@max_connections_option
 @_common_options
-def verify(base_path, policy, signature, catalogue_path, endpoint_url, timeout, tags, output_format):
+def verify(
+    base_path, policy, signature, catalogue_path, max_connections, endpoint_url, timeout, tags, output_format
+):
     """Prove the versions TF Serving will load from BASE_PATH are complete SavedModels.
 
     Without BASE_PATH, verify every (environment, model) of the catalogue with its version policy, and
@@ -139,7 +158,14 @@ def verify(base_path, policy, signature, catalogue_path, endpoint_url, timeout, 
     if base_path is None:
         ctx.exit(
             _verify_catalogue(
-                catalogue_path, policy, signature, endpoint_url, timeout, _tags(tags), output_format
+                catalogue_path,
+                policy,
+                signature,
+                endpoint_url,
+                timeout,
+                _tags(tags),
+                output_format,
+                max_connections,
             )
         )
     report = _checker(endpoint_url).verify(
@@ -154,46 +180,35 @@ def verify(base_path, policy, signature, catalogue_path, endpoint_url, timeout, 
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
+    """One (environment, model) of the catalogue to verify."""
+
     environment: str
     model: str
-    base_path: str
-    policy: VersionPolicy
-    labels: tuple[tuple[str, int], ...]
-    signature: str | None
-    settings: object  # savedmodel.S3Settings
+    check: object  # savedmodel.batch.Check
 
 
-def _catalogue_targets(
-    path: Path, endpoint_url: str | None, policy: VersionPolicy | None, signature: str | None
-) -> list[_Target]:
-    from generator.loader import load
-    from generator.problems import CatalogueError
+def catalogue_targets(
+    deployments, endpoint_url: str | None, policy: VersionPolicy | None = None, signature: str | None = None
+) -> list[Target]:
+    """What to verify for these deployments: each one's storage (or `endpoint_url`), policy and labels."""
     from savedmodel import S3Settings
+    from savedmodel.batch import Check
 
-    try:
-        catalogue = load(path)
-    except OSError as exc:
-        raise click.UsageError(
-            f"cannot read the catalogue {path}: {exc.strerror or exc}; pass an s3:// path or -c FILE"
-        ) from None
-    except CatalogueError as exc:
-        raise click.UsageError(f"the catalogue {path} is invalid:\n" + "\n".join(exc.lines())) from None
     credentials = S3Settings.from_env(os.environ)
     targets = []
-    for deployment in catalogue.deployments:
+    for deployment in deployments:
         settings = storage_settings(credentials, deployment.settings.storage, endpoint_url)
-        targets.append(
-            _Target(
-                deployment.environment.name,
-                deployment.model.name,
-                deployment.model.base_path,
-                policy or deployment.settings.version_policy,
-                () if policy else deployment.settings.version_labels,
-                signature,
-                settings,
-            )
+        label = f"{deployment.environment.name}/{deployment.model.name}"
+        check = Check(
+            label,
+            deployment.model.base_path,
+            policy or deployment.settings.version_policy,
+            settings,
+            signature,
+            () if policy else deployment.settings.version_labels,
         )
+        targets.append(Target(deployment.environment.name, deployment.model.name, check))
     return targets
 
 
@@ -208,46 +223,62 @@ def storage_settings(credentials, storage, endpoint_url: str | None):
     )
 
 
-def _with_labels_checked(report, labels: tuple[tuple[str, int], ...]):
-    """The report, invalid when a version label names a version TF Serving will not load."""
-    from rulebook.labels import labels_not_loaded
-    from savedmodel import Verdict
+def verify_targets(targets: list[Target], *, tags, timeout: float, max_connections: int) -> list:
+    """ModelReports in target order, progress on stderr when it is a terminal (never in CI logs)."""
+    from savedmodel.batch import verify_all
 
-    if report.verdict is not Verdict.VALID:
-        return report
-    refused = labels_not_loaded(labels, report.loaded_versions())
-    if not refused:
-        return report
-    problems = tuple(
-        f"version label {label!r} names version {version}, which the {report.policy} policy does not load "
-        "from what S3 holds: TF Serving would refuse the model config"
-        for label, version in refused
-    )
-    return dataclasses.replace(report, verdict=Verdict.INVALID, problems=report.problems + problems)
+    show = TerminalProgress() if sys.stderr.isatty() else None
+    try:
+        return verify_all(
+            [target.check for target in targets],
+            tags=tags,
+            timeout=timeout,
+            max_connections=max_connections,
+            progress=show,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    finally:
+        if show is not None:
+            show.clear()
 
 
-def _verify_catalogue(path, policy, signature, endpoint_url, timeout, tags, output) -> int:
-    from savedmodel import Verdict, deadline_in, render_verify_text
+class TerminalProgress:
+    """`verifying 120/1000 models in S3` rewritten in place on stderr."""
 
-    targets = _catalogue_targets(path, endpoint_url, policy, signature)
-    checkers: dict = {}
-    done: dict = {}  # environments often share a model and its policy
-    results = []
-    for target in targets:
-        key = (target.settings, target.base_path, target.policy, target.signature)
-        if key not in done:
-            checker = checkers.setdefault(target.settings, _checker(None, target.settings))
-            try:
-                done[key] = checker.verify(
-                    target.base_path,
-                    target.policy,
-                    signature=target.signature,
-                    tags=tags,
-                    deadline=deadline_in(timeout),
-                )
-            except ValueError as exc:
-                raise click.UsageError(f"{target.environment}/{target.model}: {exc}") from None
-        results.append((target, _with_labels_checked(done[key], target.labels)))
+    def __init__(self) -> None:
+        self.width = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        text = f"verifying {done}/{total} models in S3"
+        self.width = max(self.width, len(text))
+        click.echo(f"\r{text}", nl=False, err=True)
+
+    def clear(self) -> None:
+        if self.width:
+            click.echo("\r" + " " * self.width + "\r", nl=False, err=True)
+
+
+def _catalogue_deployments(path: Path):
+    from generator.loader import load
+    from generator.problems import CatalogueError
+
+    try:
+        return load(path).deployments
+    except OSError as exc:
+        raise click.UsageError(
+            f"cannot read the catalogue {path}: {exc.strerror or exc}; pass an s3:// path or -c FILE"
+        ) from None
+    except CatalogueError as exc:
+        raise click.UsageError(f"the catalogue {path} is invalid:\n" + "\n".join(exc.lines())) from None
+
+
+def _verify_catalogue(path, policy, signature, endpoint_url, timeout, tags, output, max_connections) -> int:
+    from savedmodel import Verdict, render_verify_text
+
+    targets = catalogue_targets(_catalogue_deployments(path), endpoint_url, policy, signature)
+    reports = verify_targets(targets, tags=tags, timeout=timeout, max_connections=max_connections)
+    results = list(zip(targets, reports, strict=True))
     code = _exit_code(report.verdict for _, report in results)
     lines: list[str] = []
     for target, report in results:
