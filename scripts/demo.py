@@ -193,8 +193,8 @@ def main() -> int:
                 "without a partial version")
     else:
         heading("Done: generated, checked, validated; verified in S3; the webhook's answers (no API server: "
-                "`make e2e` or TFS_DEMO_BUILD=1 make demo builds one); previewed two PRs; published, refused, "
-                "synced without a partial version")
+                "`make e2e` or TFS_DEMO_BUILD=1 make demo builds one); previewed two PRs; published, "
+                "refused, synced without a partial version")
     return 0
 
 
