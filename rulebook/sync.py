@@ -26,13 +26,22 @@ PUBLISH_STAGING_PREFIX = ".tfs-publish-"
 DEFAULT_INTERVAL_SECONDS = 30
 
 
+# The options `tfs-gitops sync` accepts (tfs_gitops/cli/delivery.py); any other is refused, as the command
+# refuses it, so a typo cannot make the webhook check a policy the sidecar does not use.
+VALUE_OPTIONS = frozenset(
+    {"policy", "interval", "prune-after", "listen", "jobs", "model", "signature", "tag", "endpoint-url"}
+)
+FLAG_OPTIONS = frozenset({"once"})
+
+
 @dataclass(frozen=True, slots=True)
 class SyncSpec:
     source: str  # s3://bucket/prefix: the model's base path in S3
     dest: str  # the local base path TF Serving reads (--model_base_path / models.config base_path)
     policy: VersionPolicy
-    interval: int = DEFAULT_INTERVAL_SECONDS
+    interval: float = DEFAULT_INTERVAL_SECONDS
     once: bool = False
+    endpoint_url: str | None = None  # --endpoint-url: read S3 there instead of S3_ENDPOINT/S3_USE_HTTPS
 
     def args(self) -> list[str]:
         """The container's args (its command is [PROGRAM])."""
@@ -40,39 +49,60 @@ class SyncSpec:
         if self.once:
             args.append("--once")
         else:
-            args += ["--interval", str(self.interval)]
+            args += ["--interval", f"{self.interval:g}"]
+        if self.endpoint_url:
+            args += ["--endpoint-url", self.endpoint_url]
         return args
 
     @classmethod
     def parse(cls, argv: list[str]) -> SyncSpec | None:
         """A sync container's spec from its command + args; None when it does not run `tfs-gitops sync`.
-        ValueError when it does but the line is malformed."""
+        ValueError when it does but the line is malformed (an option the command would refuse included)."""
         if not argv or posixpath.basename(argv[0]) != PROGRAM or SUBCOMMAND not in argv[1:2]:
             return None
-        positional: list[str] = []
-        options: dict[str, str] = {}
-        once = False
-        rest = argv[2:]
-        i = 0
-        while i < len(rest):
-            item = rest[i]
-            i += 1
-            if item == "--once":
-                once = True
-            elif item.startswith("--"):
-                name, eq, value = item[2:].partition("=")
-                if not eq:
-                    if i >= len(rest):
-                        raise ValueError(f"--{name} needs a value")
-                    value = rest[i]
-                    i += 1
-                options[name] = value
-            else:
-                positional.append(item)
+        positional, options, flags = _split(argv[2:])
         if len(positional) != 2:
             raise ValueError("expected SOURCE (s3://bucket/prefix) and DEST (a local directory)")
         policy = VersionPolicy.parse(options.get("policy", "latest"))
-        interval = options.get("interval", str(DEFAULT_INTERVAL_SECONDS))
-        if not interval.isdigit():
-            raise ValueError(f"--interval must be a whole number of seconds, not {interval!r}")
-        return cls(positional[0], positional[1], policy, int(interval), once)
+        interval = _seconds(options.get("interval", str(DEFAULT_INTERVAL_SECONDS)))
+        return cls(
+            positional[0], positional[1], policy, interval, "once" in flags, options.get("endpoint-url")
+        )
+
+
+def _split(items: list[str]) -> tuple[list[str], dict[str, str], set[str]]:
+    positional: list[str] = []
+    options: dict[str, str] = {}
+    flags: set[str] = set()
+    i = 0
+    while i < len(items):
+        item = items[i]
+        i += 1
+        if not item.startswith("--"):
+            positional.append(item)
+            continue
+        name, eq, value = item[2:].partition("=")
+        if name in FLAG_OPTIONS and not eq:
+            flags.add(name)
+            continue
+        if name == "no-copy":
+            raise ValueError("--no-copy fills nothing (it only watches S3)")
+        if name not in VALUE_OPTIONS:
+            raise ValueError(f"--{name} is not an option of tfs-gitops sync")
+        if not eq:
+            if i >= len(items):
+                raise ValueError(f"--{name} needs a value")
+            value = items[i]
+            i += 1
+        options[name] = value
+    return positional, options, flags
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--interval must be a number of seconds, not {text!r}") from None
+    if not 0.1 <= value < float("inf"):
+        raise ValueError(f"--interval must be at least 0.1 seconds, not {text!r}")
+    return value

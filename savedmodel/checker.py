@@ -11,7 +11,7 @@ from .evaluate import DEFAULT_TAGS, assess_model, assess_version
 from .listing import PAGE_SIZE
 from .report import ModelReport, VersionReport
 from .s3tree import S3BaseTree
-from .storage import S3Settings, S3Store
+from .storage import DEFAULT_MAX_CONNECTIONS, S3Settings, S3Store
 
 __all__ = ["DEFAULT_TAGS", "S3Path", "SavedModelChecker", "deadline_in"]
 
@@ -27,12 +27,17 @@ class SavedModelChecker:
         read_timeout: float = 5.0,
         max_attempts: int = 3,
         page_size: int = PAGE_SIZE,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         store: S3Store | None = None,
     ) -> None:
-        """`store` shares an existing S3Store (its timeouts and retries then apply)."""
+        """`store` shares an existing S3Store (its timeouts, retries and connection pool then apply)."""
         self.settings = settings
         self.store = store or S3Store(
-            settings, connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
+            settings,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
+            max_connections=max_connections,
         )
         self.page_size = page_size
 

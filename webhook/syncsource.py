@@ -140,6 +140,9 @@ def _source(container: dict, name: str, init: bool, spec: dict) -> SyncSource | 
         return None
     if not posixpath.isabs(parsed.dest):
         raise InvalidSyncLine(name, f"its destination {parsed.dest!r} is not an absolute path")
+    if parsed.endpoint_url:  # --endpoint-url wins over S3_ENDPOINT/S3_USE_HTTPS: check where it reads
+        env = {**env, "S3_ENDPOINT": parsed.endpoint_url}
+        indirect = indirect - {"S3_ENDPOINT"}
     return SyncSource(
         name=name,
         init=init,

@@ -10,6 +10,7 @@ def test_args_round_trip():
     for spec in (
         SyncSpec("s3://models/a", "/models/a", VersionPolicy("latest", count=2), interval=15),
         SyncSpec("s3://models/a", "/models/a", VersionPolicy("specific", versions=(1, 2)), once=True),
+        SyncSpec("s3://models/a", "/models/a", VersionPolicy("all"), 2.5, endpoint_url="http://rgw:7480"),
     ):
         assert SyncSpec.parse(["tfs-gitops", *spec.args()]) == spec
 
@@ -27,6 +28,9 @@ def test_other_commands_are_not_sync_containers():
         ["tfs-gitops", "sync", "s3://m/a", "/models/a", "--interval", "soon"],
         ["tfs-gitops", "sync", "s3://m/a", "/models/a", "--policy"],
         ["tfs-gitops", "sync", "s3://m/a", "/models/a", "--policy", "newest"],
+        ["tfs-gitops", "sync", "s3://m/a", "/models/a", "--polcy", "all"],
+        ["tfs-gitops", "sync", "s3://m/a", "/models/a", "--no-copy"],
+        ["tfs-gitops", "sync", "s3://m/a", "/models/a", "--interval", "0"],
     ],
 )
 def test_malformed_sync_lines_are_errors(argv):

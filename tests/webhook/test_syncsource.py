@@ -105,7 +105,7 @@ def test_variables_are_expanded_from_literal_env():
         (
             ["sync", "s3://models/m", "/models/m", "--interval", "soon"],
             None,
-            "its command line is malformed: --interval must be a whole number of seconds, not 'soon'",
+            "its command line is malformed: --interval must be a number of seconds, not 'soon'",
         ),
         (["sync", "s3://models/m"], None, "its command line is malformed: expected SOURCE"),
         (["sync", "s3://models/m", "models/m"], None, "its destination 'models/m' is not an absolute path"),
