@@ -8,9 +8,9 @@
 4. Argo CD's sync of dev (`kubectl apply -k`): admitted. 5. A partial 00000124 → staging's first sync is
    denied, as kubectl prints it. 6. 00000124 completed → staging admitted. 7. A GPU image without a GPU →
    denied.
-8. A pull request promotes prod to 124 (complete in S3): `tfs-gitops diff --verify`, as text and as the
-   PR comment's Markdown. 9. Another promotes to a partial 125: the preview says invalid before anything
-   merges.
+8. A pull request made with `tfs-gitops promote` pins prod to 124 (complete in S3): `tfs-gitops diff
+   --verify`, as text and as the PR comment's Markdown. 9. promote refuses a partial 125; forced with
+   --skip-verify, the preview says invalid before anything merges.
 Without the binaries, steps 4-7 show the webhook's own answers to AdmissionReviews the demo builds, and say
 so.
 10.-11. Model delivery: `tfs-gitops publish` (a new version, a refused invalid model, a refused overwrite),
@@ -106,8 +106,8 @@ def cluster_overlays(endpoint: S3Endpoint, env: dict[str, str]) -> Path:
     print(f"{catalogue.relative_to(ROOT)}: models.yaml with storage.endpoint {endpoint.url} "
           "(the embedded S3 server stands in for rgw.storage.svc:7480)")
     out = WORK / "cluster" / "overlays"
-    run(["tfs-gitops", "generate", "-c", str(catalogue.relative_to(ROOT)), "-o", str(out.relative_to(ROOT))],
-        env, show_lines=3)
+    generate = ["tfs-gitops", "generate", "-c", str(catalogue.relative_to(ROOT))]
+    run([*generate, "--out-dir", str(out.relative_to(ROOT))], env, show_lines=3)
     return out
 
 
@@ -149,20 +149,18 @@ def demo_story(endpoint: S3Endpoint, env: dict[str, str]) -> bool:
     return story.real_api
 
 
-def promoted(catalogue: str, version: int) -> str:
-    """The catalogue with prod's half-plus-two pinned (and labelled stable) at `version`."""
-    pinned = catalogue.replace("{specific: [123]}", f"{{specific: [{version}]}}")
-    return pinned.replace("{stable: 123}", f"{{stable: {version}}}")
-
-
 def demo_pr_preview(endpoint: S3Endpoint, env: dict[str, str]) -> None:
-    heading("8. A pull request promotes prod to 124: what the reviewer sees (tfs-gitops diff --verify)")
+    heading("8. A pull request promotes prod to 124: tfs-gitops promote, then what the reviewer sees")
     repo = GitRepo(WORK / "pr")
-    catalogue = (ROOT / "models.yaml").read_text(encoding="utf-8")
-    repo.commit({"models.yaml": catalogue}, "the catalogue")
-    repo.branch("promote-124")
-    repo.commit({"models.yaml": promoted(catalogue, 124)}, "prod: half_plus_two 124")
     models = str(repo.path / "models.yaml")
+    repo.write({"models.yaml": (ROOT / "models.yaml").read_text(encoding="utf-8")})
+    run(["tfs-gitops", "generate", "-c", models], env, show_lines=1)
+    repo.commit({}, "the catalogue and its tree")
+    promote = ["tfs-gitops", "promote", "half-plus-two", "--env", "prod", "-c", models,
+               "--endpoint-url", endpoint.url]
+    repo.branch("promote-124")
+    run([*promote, "--version", "124", "--label", "stable"], env, show_lines=12)
+    repo.commit({}, "prod: half_plus_two 124")
     run(["git", "-C", str(repo.path), "diff", "main", "--", "models.yaml"], env)
     preview = ["tfs-gitops", "diff", "-c", models, "--verify", "--endpoint-url", endpoint.url]
     run(preview, env)
@@ -172,7 +170,10 @@ def demo_pr_preview(endpoint: S3Endpoint, env: dict[str, str]) -> None:
     upload_version(endpoint, "00000125", only=("saved_model.pb",))
     repo.checkout("main")
     repo.branch("promote-125")
-    repo.commit({"models.yaml": promoted(catalogue, 125)}, "prod: half_plus_two 125")
+    run([*promote, "--version", "125", "--label", "stable"], env, expect=(1,), show_lines=8)
+    print("Someone forces it (--skip-verify: loud, and marked in models.yaml); the preview still catches it:")
+    run([*promote, "--version", "125", "--label", "stable", "--skip-verify"], env, show_lines=6)
+    repo.commit({}, "prod: half_plus_two 125")
     result = run(preview, env, expect=(1,), show_lines=8)
     expect("INVALID" in result.stdout, "the preview to find 125 invalid")
 
