@@ -1,4 +1,5 @@
-"""Server TLS: TLS 1.2 minimum, strong ciphers, and certificate/key files re-read when they change.
+"""Server TLS: TLS 1.2 minimum, strong ciphers, certificate/key files re-read when they change, an optional
+client CA, and sockets whose reads and writes have deadlines.
 
 cert-manager rotates the Secret behind the mounted files; gunicorn asks for an SSL context for every new
 connection (its `ssl_context` hook), so `ReloadingContext.get()` checks the files' identity (inode, size,
@@ -10,20 +11,90 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
 import threading
 import time
+
+from webhook.limits import REQUEST_READ_SECONDS, RESPONSE_WRITE_SECONDS
 
 log = logging.getLogger("webhook.tls")
 _CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!MD5:!DSS"
 
 
-def make_context(certfile: str, keyfile: str) -> ssl.SSLContext:
+class _Deadlines:
+    """Reads of one request share one deadline, armed by its first read (REQUEST_READ_SECONDS: headers and
+    body, as Go's ReadHeaderTimeout); the response's first write disarms it and each write gets
+    RESPONSE_WRITE_SECONDS; going back to non-blocking mode (the server's poller, between requests)
+    disarms it too. A client trickling bytes keeps a thread at most REQUEST_READ_SECONDS, not forever.
+    Non-blocking reads are left alone."""
+
+    _read_deadline: float | None = None
+
+    def _before_read(self) -> None:
+        current = self.gettimeout()
+        if current == 0.0:
+            return
+        now = time.monotonic()
+        if self._read_deadline is None:
+            self._read_deadline = now + REQUEST_READ_SECONDS
+        left = self._read_deadline - now
+        if left <= 0:
+            raise TimeoutError("the request was not read within its deadline")
+        if current is None or current > left:
+            super().settimeout(left)
+
+    def _before_write(self) -> None:
+        self._read_deadline = None
+        if self.gettimeout() != 0.0:
+            super().settimeout(RESPONSE_WRITE_SECONDS)
+
+    def setblocking(self, flag: bool) -> None:
+        if not flag:
+            self._read_deadline = None
+        super().setblocking(flag)
+
+    def recv(self, *args, **kwargs):
+        self._before_read()
+        return super().recv(*args, **kwargs)
+
+    def recv_into(self, *args, **kwargs):
+        self._before_read()
+        return super().recv_into(*args, **kwargs)
+
+    def send(self, *args, **kwargs):
+        self._before_write()
+        return super().send(*args, **kwargs)
+
+    def sendall(self, *args, **kwargs):
+        self._before_write()
+        return super().sendall(*args, **kwargs)
+
+
+class GuardedSocket(_Deadlines, socket.socket):
+    """A plain TCP socket with request deadlines: `GuardedSocket(fileno=sock.detach())`."""
+
+
+class GuardedSSLSocket(_Deadlines, ssl.SSLSocket):
+    """What our SSL contexts wrap connections in (`SSLContext.sslsocket_class`)."""
+
+    def read(self, *args, **kwargs):
+        self._before_read()
+        return super().read(*args, **kwargs)
+
+
+def make_context(certfile: str, keyfile: str, client_ca: str | None = None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(_CIPHERS)  # TLS 1.2 suites; TLS 1.3 suites are always the strong defaults
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
     context.load_cert_chain(certfile=certfile, keyfile=keyfile)
+    if client_ca:
+        # Optional at the TLS layer (the kubelet's probes present no certificate); a certificate that is
+        # presented must verify, and /validate requires one (webhook.app).
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(cafile=client_ca)
+    context.sslsocket_class = GuardedSSLSocket
     return context
 
 
@@ -33,13 +104,16 @@ def _identity(path: str) -> tuple[int, int, int]:
 
 
 class ReloadingContext:
-    def __init__(self, certfile: str, keyfile: str, *, check_interval: float = 1.0):
+    def __init__(
+        self, certfile: str, keyfile: str, *, check_interval: float = 1.0, client_ca: str | None = None
+    ):
         self.certfile = certfile
         self.keyfile = keyfile
+        self.client_ca = client_ca
         self.check_interval = check_interval
         self._lock = threading.Lock()
-        self._identity = (_identity(certfile), _identity(keyfile))
-        self._context = make_context(certfile, keyfile)
+        self._identity = self._files()
+        self._context = make_context(certfile, keyfile, client_ca)
         self._checked = time.monotonic()
         self.reloads = 0
 
@@ -50,13 +124,13 @@ class ReloadingContext:
         with self._lock:
             self._checked = now
             try:
-                identity = (_identity(self.certfile), _identity(self.keyfile))
+                identity = self._files()
             except OSError as exc:
                 log.warning("cannot stat the TLS files (%s); keeping the current certificate", exc)
                 return self._context
             if identity != self._identity:
                 try:
-                    self._context = make_context(self.certfile, self.keyfile)
+                    self._context = make_context(self.certfile, self.keyfile, self.client_ca)
                 except (OSError, ssl.SSLError) as exc:
                     log.warning(
                         "cannot load the rotated TLS files yet (%s); keeping the current certificate", exc
@@ -67,6 +141,10 @@ class ReloadingContext:
                 log.info("reloaded the TLS certificate from %s", self.certfile)
             return self._context
 
+    def _files(self) -> tuple:
+        paths = (self.certfile, self.keyfile) + ((self.client_ca,) if self.client_ca else ())
+        return tuple(_identity(path) for path in paths)
+
 
 _contexts: dict[tuple[str, str], ReloadingContext] = {}
 _contexts_lock = threading.Lock()
@@ -74,9 +152,9 @@ _contexts_lock = threading.Lock()
 
 def gunicorn_ssl_context(conf, default_ssl_context_factory) -> ssl.SSLContext:
     """gunicorn's `ssl_context` hook: one ReloadingContext per (certfile, keyfile) in the worker."""
-    key = (conf.certfile, conf.keyfile)
+    key = (conf.certfile, conf.keyfile, conf.ca_certs or None)
     with _contexts_lock:
         reloading = _contexts.get(key)
         if reloading is None:
-            reloading = _contexts[key] = ReloadingContext(*key)
+            reloading = _contexts[key] = ReloadingContext(key[0], key[1], client_ca=key[2])
     return reloading.get()

@@ -162,7 +162,7 @@ def resolve_endpoint(
     if problem:
         return None, CheckResult.failed(
             NAME,
-            f'S3_ENDPOINT {clip(raw, 60)!r} of container "{container.name}" {problem}; TF Serving uses '
+            f'S3_ENDPOINT {clip(repr(raw[:80]), 64)} of container "{container.name}" {problem}; TF Serving uses '
             f"the value as written: write {endpoint.host}:{endpoint.port}",
         )
     return endpoint, None
