@@ -10,8 +10,12 @@ for long or starve the others:
   and is closed when it is still incomplete TLS_HANDSHAKE_SECONDS after the connection began;
 - a TLS connection that finished its handshake but sends no request goes back to the poller (Go's
   http.Transport keeps such spare connections: with stock gthread each pinned a thread);
-- reads of one request share a REQUEST_READ_SECONDS deadline from its first byte, writes a
-  RESPONSE_WRITE_SECONDS timeout (webhook.tls sockets);
+- a request is read whole (head, and a Content-Length body up to the cap) by non-blocking reads of what
+  has arrived, each time the poller sees more, before a thread runs it, as waitress does: a client that
+  trickles its request holds no thread; it is closed when the request is still incomplete
+  REQUEST_READ_SECONDS after its first byte;
+- reads the parser still makes (a chunked body) share that deadline, writes get a RESPONSE_WRITE_SECONDS
+  timeout (webhook.tls sockets);
 - at most MAX_CONNECTIONS_PER_CLIENT connections per client address (more are closed at once), at most
   MAX_CONNECTIONS in all (worker_connections).
 
@@ -25,8 +29,10 @@ promises.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import ssl
 import threading
 import time
@@ -36,16 +42,26 @@ from gunicorn import http as gunicorn_http
 from gunicorn import sock as gunicorn_sock
 from gunicorn.workers import gthread
 
-from webhook.limits import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, TLS_HANDSHAKE_SECONDS
+from webhook.limits import (
+    MAX_BODY_BYTES,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_CLIENT,
+    REQUEST_READ_SECONDS,
+    TLS_HANDSHAKE_SECONDS,
+)
 from webhook.tls import GuardedSocket, gunicorn_ssl_context
 
 log = logging.getLogger("webhook.server")
 
-# Clients send the ClientHello (or the request) right after connecting, and the request right after the
-# handshake: a connection silent for this long waits in the poller instead of in a thread.
+# Clients send the ClientHello (or the request) right after connecting, the request right after the
+# handshake, the body right after the head: a connection silent for this long waits in the poller instead of
+# in a thread.
 FIRST_BYTES_SECONDS = 0.05
 REQUEST_AFTER_HANDSHAKE_SECONDS = 0.05
 _DEFER = gthread._DEFER
+MAX_HEAD_BYTES = 64 * 1024  # gunicorn's limits: a 8190-byte request line, 100 fields of 8190 bytes
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d{1,12})[ \t]*\r\n", re.IGNORECASE)
+_CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:", re.IGNORECASE)
 
 
 class ThreadWorker(gthread.ThreadWorker):
@@ -64,12 +80,47 @@ class ThreadWorker(gthread.ThreadWorker):
                 step = self._handshake(conn)
                 if step is not True:
                     return step
-                if not _request_started(conn):
-                    conn.data_ready = False
-                    if not conn.wait_for_data(REQUEST_AFTER_HANDSHAKE_SECONDS):
-                        return _DEFER
+            else:
+                conn.init()
             conn.data_ready = True
+        buffered = self._buffer_request(conn)
+        if buffered is not True:
+            return buffered
         return super().handle(conn)
+
+    # --- the whole request before a thread runs it --------------------------------------------------------
+
+    def _buffer_request(self, conn):
+        """True when the request is complete (its bytes handed to the parser), _DEFER to wait for more,
+        False to close (the peer closed, or its deadline passed)."""
+        if conn.is_http2 or conn.parser.unreader.buf.getvalue():
+            return True  # pipelined bytes the parser already holds: let it go on
+        buffer = getattr(conn, "tfs_buffer", None)
+        if buffer is None:
+            buffer = conn.tfs_buffer = bytearray()
+        for attempt in (1, 2):
+            closed = _read_available(conn.sock, buffer)
+            if closed or _complete(buffer) or attempt == 2:
+                break
+            # The request usually follows at once (after the handshake, or the body after the head):
+            # a short wait here saves a round through the poller.
+            conn.data_ready = False
+            if not conn.wait_for_data(REQUEST_AFTER_HANDSHAKE_SECONDS):
+                break
+        if buffer and getattr(conn, "tfs_first_byte", None) is None:
+            conn.tfs_first_byte = time.monotonic()
+        if closed and not buffer:
+            return False
+        if closed or _complete(buffer):
+            conn.parser.unreader.unread(bytes(buffer))
+            conn.tfs_buffer = None
+            conn.tfs_first_byte = None
+            return True
+        if buffer and time.monotonic() - conn.tfs_first_byte > REQUEST_READ_SECONDS:
+            log.warning("closed a connection whose request was not read in time", extra=_peer(conn))
+            return _drop(conn)
+        conn.data_ready = False
+        return _DEFER
 
     # --- per-client cap ----------------------------------------------------------------------------------
 
@@ -78,8 +129,8 @@ class ThreadWorker(gthread.ThreadWorker):
         with self._per_client_lock:
             count = self._per_client.get(client, 0)
             if count >= MAX_CONNECTIONS_PER_CLIENT:
-                log.warning("refused a connection over the per-client cap", extra={"client": client})
-                return False
+                log.warning("refused a connection over the per-client cap", extra=_peer(conn))
+                return _drop(conn)
             self._per_client[client] = count + 1
         weakref.finalize(conn, self._release, client)  # when gthread lets go of the connection
         conn.tfs_admitted = True
@@ -101,7 +152,7 @@ class ThreadWorker(gthread.ThreadWorker):
     def _handshake(self, conn):
         """True when done (conn initialized with an HTTP/1.1 parser), _DEFER to wait, False to close."""
         if time.monotonic() - conn.tfs_since > TLS_HANDSHAKE_SECONDS:
-            return False
+            return _drop(conn)
         try:
             if not isinstance(conn.sock, ssl.SSLSocket):
                 conn.sock.setblocking(False)
@@ -112,27 +163,54 @@ class ThreadWorker(gthread.ThreadWorker):
             conn.data_ready = False
             return _DEFER
         except (OSError, ValueError):
-            return False
+            return _drop(conn)
         conn.sock.setblocking(True)
         conn.parser = gunicorn_http.get_parser(self.cfg, conn.sock, conn.client)
         conn.initialized = True
         return True
 
 
-def _request_started(conn) -> bool:
-    """Take what already arrived after the handshake. OpenSSL may have read the request together with the
-    client's Finished message, so the socket no longer looks readable: hand those bytes to the parser."""
-    conn.sock.setblocking(False)
+def _read_available(sock, buffer: bytearray) -> bool:
+    """Append what has arrived without blocking; True when the peer closed the connection."""
+    sock.setblocking(False)
     try:
-        data = conn.sock.recv(65536)
+        while len(buffer) <= MAX_HEAD_BYTES + MAX_BODY_BYTES:
+            data = sock.recv(65536)
+            if not data:
+                return True
+            buffer += data
     except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
         return False
     except OSError:
-        return True  # let the parser meet the error and close the connection
+        return True
     finally:
-        conn.sock.setblocking(True)
-    conn.parser.unreader.unread(data)
-    return True
+        sock.setblocking(True)
+    return False
+
+
+def _complete(buffer: bytearray) -> bool:
+    """Whether `buffer` holds a whole request head and its Content-Length body (or is past the caps, for
+    the parser to refuse); a chunked body is left to the parser (under the read deadline)."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return len(buffer) > MAX_HEAD_BYTES
+    head = bytes(buffer[: end + 2])
+    if _CHUNKED.search(head):
+        return True
+    match = _CONTENT_LENGTH.search(head)
+    length = int(match.group(1)) if match else 0
+    return length > MAX_BODY_BYTES or len(buffer) >= end + 4 + length
+
+
+def _drop(conn) -> bool:
+    """Close at once (no graceful drain: it runs in the poller thread) and tell gthread so (False)."""
+    with contextlib.suppress(OSError):
+        conn.sock.close()
+    return False
+
+
+def _peer(conn) -> dict:
+    return {"client": conn.client[0] if isinstance(conn.client, tuple) else str(conn.client)}
 
 
 WORKER_CLASS = "webhook.gunicorn_conf.ThreadWorker"

@@ -19,6 +19,7 @@ import time
 from webhook.limits import REQUEST_READ_SECONDS, RESPONSE_WRITE_SECONDS
 
 log = logging.getLogger("webhook.tls")
+CLOSING_READ_SECONDS = 0.05
 _CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!MD5:!DSS"
 
 
@@ -27,13 +28,19 @@ class _Deadlines:
     body, as Go's ReadHeaderTimeout); the response's first write disarms it and each write gets
     RESPONSE_WRITE_SECONDS; going back to non-blocking mode (the server's poller, between requests)
     disarms it too. A client trickling bytes keeps a thread at most REQUEST_READ_SECONDS, not forever.
-    Non-blocking reads are left alone."""
+    Non-blocking reads are left alone. Once the connection is half-closed, a read waits at most
+    CLOSING_READ_SECONDS (a peer that keeps sending cannot stretch the close)."""
 
     _read_deadline: float | None = None
+    _closing = False
 
     def _before_read(self) -> None:
         current = self.gettimeout()
         if current == 0.0:
+            return
+        if self._closing:
+            # gunicorn drains a half-closed connection in its poller thread (up to 2 s): keep that short
+            super().settimeout(min(current or CLOSING_READ_SECONDS, CLOSING_READ_SECONDS))
             return
         now = time.monotonic()
         if self._read_deadline is None:
@@ -48,6 +55,10 @@ class _Deadlines:
         self._read_deadline = None
         if self.gettimeout() != 0.0:
             super().settimeout(RESPONSE_WRITE_SECONDS)
+
+    def shutdown(self, how: int) -> None:
+        self._closing = True
+        super().shutdown(how)
 
     def setblocking(self, flag: bool) -> None:
         if not flag:

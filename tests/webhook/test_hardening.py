@@ -28,10 +28,11 @@ from tests.webhook.deployments import (
     with_container,
 )
 from webhook.app import create_app
+from webhook.cache import TTLCache
 from webhook.certs import make_client_cert
 from webhook.config import WebhookConfig
 from webhook.jsonlog import JSONFormatter
-from webhook.limits import MAX_CONNECTIONS_PER_CLIENT
+from webhook.limits import MAX_CONNECTIONS_PER_CLIENT, REQUEST_READ_SECONDS
 from webhook.messages import clip, one_line
 
 
@@ -158,6 +159,39 @@ def test_stalled_handshakes_and_silent_connections_do_not_starve_the_server(tmp_
         assert hook.proc.poll() is None
 
 
+def test_requests_trickled_byte_by_byte_hold_no_thread_and_are_cut_at_their_deadline(tmp_path):
+    """More clients trickling request heads than threads: /healthz is answered meanwhile (the worker reads
+    requests whole before a thread runs them), and each trickler is closed after REQUEST_READ_SECONDS."""
+    with ServedWebhook(app="allow-all", threads=4, workdir=tmp_path / "hook") as hook:
+        context = hook.ssl_context()
+        tricklers = []
+        for index in range(12):
+            source = (f"127.0.0.{10 + index % 3}", 0)
+            raw = socket.create_connection((hook.host, hook.port), timeout=5, source_address=source)
+            tls = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            tls.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\n")
+            tricklers.append(tls)
+        try:
+            started = time.monotonic()
+            closed = set()
+            while time.monotonic() - started < REQUEST_READ_SECONDS + 10 and len(closed) < len(tricklers):
+                assert _healthz(hook) == 200
+                for index, tls in enumerate(tricklers):
+                    if index in closed:
+                        continue
+                    try:
+                        tls.sendall(b"X")
+                    except OSError:
+                        closed.add(index)
+                time.sleep(0.5)
+            assert len(closed) == len(tricklers)
+            assert time.monotonic() - started >= REQUEST_READ_SECONDS - 1
+        finally:
+            for tls in tricklers:
+                tls.close()
+        assert hook.proc.poll() is None
+
+
 def test_a_request_trickled_byte_by_byte_is_cut_at_its_deadline(monkeypatch):
     """Reads of one request share one deadline from its first byte (webhook.tls), however slowly they come."""
     from webhook import tls
@@ -235,6 +269,29 @@ def test_distinct_large_admissions_leave_no_large_cache_entries():
 # --- finding 4: one caller can get a model denied for everyone ---
 
 
+def test_a_caller_out_of_time_leaves_the_shared_check_running_and_uncached():
+    """The core of finding 4, deterministic: the first caller's deadline passes while its check is still
+    running; it gets TimeoutError, nothing is cached for it, and the check goes on under its own budget and
+    caches its real result for the next caller."""
+    cache = TTLCache("t", ttl_for=lambda value: 60.0)
+    release = threading.Event()
+    seen_deadlines = []
+
+    def check(flight_deadline: float) -> str:
+        seen_deadlines.append(flight_deadline - time.monotonic())
+        release.wait(30)
+        return "valid"
+
+    with pytest.raises(TimeoutError):
+        cache.get_or_compute("model", check, deadline=time.monotonic() + 0.05, budget=8.0)
+    assert cache.get("model") is None  # no "cannot verify" left behind
+    assert seen_deadlines and seen_deadlines[0] > 7.0  # the check's own budget, not the caller's 50 ms
+    release.set()
+    value, how = cache.get_or_compute("model", check, deadline=time.monotonic() + 30, budget=8.0)
+    assert value == "valid" and how in ("shared", "hit")
+    assert len(seen_deadlines) == 1
+
+
 @pytest.mark.s3
 def test_a_short_deadline_caller_cannot_poison_the_cache(s3_server, s3_bucket, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
@@ -242,16 +299,16 @@ def test_a_short_deadline_caller_cannot_poison_the_cache(s3_server, s3_bucket, m
     base = upload_model(s3_server.client(), s3_bucket, "poison", ("00000123",))
     configmaps = {"cm": {"data": {"models.config": models_config("half_plus_two", base)}}}
     with FaultProxy(s3_server.url) as proxy:
-        proxy.set_fault("delay", seconds=0.6, match=f"/{s3_bucket}", times=1)
+        proxy.set_fault("delay", seconds=3.0, match=f"/{s3_bucket}", times=1)
         app = _app({"WEBHOOK_ALLOWED_S3_ENDPOINTS": proxy.url}, configmaps)
         client = app.test_client()
         dep = deployment(s3_endpoint=proxy.host_port, configmap="cm")
-        short = client.post("/validate?timeout=0.1s", json=build_review(dep)).get_json()["response"]
+        short = client.post("/validate?timeout=1.5s", json=build_review(dep)).get_json()["response"]
         assert short["allowed"] is False and short["status"]["code"] == 503
-        assert "before this request's deadline" in short["status"]["message"]
+        assert short["status"]["message"].startswith('savedmodel: cannot verify model "half_plus_two"')
         normal = client.post("/validate?timeout=10s", json=build_review(dep)).get_json()["response"]
         assert normal["allowed"] is True, normal
-        assert app.extensions["tfs_webhook"]["metrics"].s3_checks._value.get() == 1  # the one flight
+        assert app.extensions["tfs_webhook"]["metrics"].s3_checks._value.get() == 1  # one check in all
 
 
 # --- finding 5: an impossible bucket name is classed as a storage outage ---
@@ -363,7 +420,9 @@ def test_s3_endpoint_text_must_be_what_was_allowed(raw):
     env = {"WEBHOOK_ALLOWED_S3_ENDPOINTS": "http://127.0.0.1:9000"}
     configmaps = {"cm": {"data": {"models.config": models_config("m", "s3://models/m")}}}
     dep = deployment(s3_endpoint=raw, configmap="cm")
-    response = _app(env, configmaps).test_client().post("/validate", json=build_review(dep)).get_json()["response"]
+    response = (
+        _app(env, configmaps).test_client().post("/validate", json=build_review(dep)).get_json()["response"]
+    )
     assert response["allowed"] is False and response["status"]["code"] == 403
     assert response["status"]["message"].startswith(f"savedmodel: S3_ENDPOINT {raw!r} of container")
     assert response["status"]["message"].endswith("write 127.0.0.1:9000")

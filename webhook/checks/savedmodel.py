@@ -162,8 +162,8 @@ def resolve_endpoint(
     if problem:
         return None, CheckResult.failed(
             NAME,
-            f'S3_ENDPOINT {clip(repr(raw[:80]), 64)} of container "{container.name}" {problem}; TF Serving uses '
-            f"the value as written: write {endpoint.host}:{endpoint.port}",
+            f'S3_ENDPOINT {clip(repr(raw[:80]), 64)} of container "{container.name}" {problem}; TF '
+            f"Serving uses the value as written: write {endpoint.url.partition('//')[2]}",
         )
     return endpoint, None
 
