@@ -16,7 +16,7 @@ can poison.
 from __future__ import annotations
 
 import hashlib
-import json
+import marshal
 import threading
 import time
 from collections import OrderedDict
@@ -30,9 +30,10 @@ ENTRY_OVERHEAD_BYTES = 200  # the key, the OrderedDict node, the tuple: counted 
 
 
 def digest(*parts: object) -> bytes:
-    """A 32-byte key for JSON-able parts (canonical JSON, BLAKE2b). TypeError/ValueError for others."""
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=32).digest()
+    """A 32-byte key (BLAKE2b) for parts made of what JSON parses to. Equal parts give equal keys; the same
+    object with its keys in another order gives another key (a miss, never a wrong hit): the API server
+    serialises a Deployment the same way every time. ValueError for anything marshal cannot write."""
+    return hashlib.blake2b(marshal.dumps(parts), digest_size=32).digest()
 
 
 @dataclass

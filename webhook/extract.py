@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import json
 import posixpath
 import re
@@ -149,7 +150,11 @@ def _is_serving(image: object, repositories: tuple[str, ...]) -> bool:
     image = _str(image, "a container image")
     if len(image) > MAX_IMAGE_CHARS:
         raise TooLarge(f"an image reference is {len(image)} characters")
-    return bool(image) and is_tfserving_image(image, repositories)
+    return bool(image) and _is_tfserving_image(image, repositories)
+
+
+# The warm path asks this for every admission; at most 1,024 entries of at most MAX_IMAGE_CHARS each.
+_is_tfserving_image = functools.lru_cache(maxsize=1024)(is_tfserving_image)
 
 
 # --- env and args ------------------------------------------------------------------------------------------
@@ -371,7 +376,7 @@ def serving_containers(
                 f"container #{index} image is {len(image)} characters; no image reference is longer "
                 f"than {MAX_IMAGE_CHARS}"
             )
-        if not image or not is_tfserving_image(image, repositories):
+        if not image or not _is_tfserving_image(image, repositories):
             continue
         name = _str(container.get("name"), f"container #{index} name")[:253] or f"#{index}"
         out.append(_serving_container(container, name, image, spec, namespace, read_configmap, deadline))

@@ -14,6 +14,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._admission_children: dict = {}
         self.admissions = Counter(
             "tfs_webhook_admissions",
             "Admission decisions by verdict and deciding check.",
@@ -51,6 +52,14 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+
+    def admission(self, verdict: str, check: str):
+        """The admissions counter child for (verdict, check), looked up once (the warm path)."""
+        key = (verdict, check)
+        child = self._admission_children.get(key)
+        if child is None:
+            child = self._admission_children[key] = self.admissions.labels(verdict, check)
+        return child
 
     def watch_caches(self, caches: list) -> None:
         """Entries, bytes, evictions and hit ratio of each webhook.cache.TTLCache, read at scrape time."""
