@@ -12,8 +12,10 @@ for long or starve the others:
   http.Transport keeps such spare connections: with stock gthread each pinned a thread);
 - a request is read whole (head, and a Content-Length body up to the cap) by non-blocking reads of what
   has arrived, each time the poller sees more, before a thread runs it, as waitress does: a client that
-  trickles its request holds no thread; it is closed when the request is still incomplete
-  REQUEST_READ_SECONDS after its first byte;
+  trickles its request holds no thread; when more bytes come REQUEST_READ_SECONDS after its first byte and
+  the request is still incomplete, the connection is closed (a silent one goes at the keep-alive sweep);
+  requests buffered this way hold MAX_BUFFERED_REQUEST_BYTES in all, beyond that they are read in their
+  thread (under the same deadline);
 - reads the parser still makes (a chunked body) share that deadline, writes get a RESPONSE_WRITE_SECONDS
   timeout (webhook.tls sockets);
 - at most MAX_CONNECTIONS_PER_CLIENT connections per client address (more are closed at once), at most
@@ -44,6 +46,7 @@ from gunicorn.workers import gthread
 
 from webhook.limits import (
     MAX_BODY_BYTES,
+    MAX_BUFFERED_REQUEST_BYTES,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_CLIENT,
     REQUEST_READ_SECONDS,
@@ -69,6 +72,8 @@ class ThreadWorker(gthread.ThreadWorker):
         super().__init__(*args, **kwargs)
         self._per_client: dict[str, int] = {}
         self._per_client_lock = threading.Lock()
+        self._buffered = 0  # bytes held by requests being read whole, all connections
+
 
     def handle(self, conn):
         if not getattr(conn, "tfs_admitted", False) and not self._admit(conn):
@@ -99,7 +104,12 @@ class ThreadWorker(gthread.ThreadWorker):
         if buffer is None:
             buffer = conn.tfs_buffer = bytearray()
         for attempt in (1, 2):
+            before = len(buffer)
             closed = _read_available(conn.sock, buffer)
+            self._hold(conn, len(buffer) - before)
+            if self._buffered > MAX_BUFFERED_REQUEST_BYTES:
+                # Over the memory budget: this one is read by its thread, under the read deadline.
+                return self._hand_over(conn, buffer)
             if closed or _complete(buffer) or attempt == 2:
                 break
             # The request usually follows at once (after the handshake, or the body after the head):
@@ -112,15 +122,24 @@ class ThreadWorker(gthread.ThreadWorker):
         if closed and not buffer:
             return False
         if closed or _complete(buffer):
-            conn.parser.unreader.unread(bytes(buffer))
-            conn.tfs_buffer = None
-            conn.tfs_first_byte = None
-            return True
+            return self._hand_over(conn, buffer)
         if buffer and time.monotonic() - conn.tfs_first_byte > REQUEST_READ_SECONDS:
             log.warning("closed a connection whose request was not read in time", extra=_peer(conn))
             return _drop(conn)
         conn.data_ready = False
         return _DEFER
+
+    def _hand_over(self, conn, buffer: bytearray) -> bool:
+        conn.parser.unreader.unread(bytes(buffer))
+        self._hold(conn, -len(buffer))
+        conn.tfs_buffer = None
+        conn.tfs_first_byte = None
+        return True
+
+    def _hold(self, conn, delta: int) -> None:
+        with self._per_client_lock:
+            self._buffered += delta
+            conn.tfs_held[0] += delta
 
     # --- per-client cap ----------------------------------------------------------------------------------
 
@@ -132,15 +151,17 @@ class ThreadWorker(gthread.ThreadWorker):
                 log.warning("refused a connection over the per-client cap", extra=_peer(conn))
                 return _drop(conn)
             self._per_client[client] = count + 1
-        weakref.finalize(conn, self._release, client)  # when gthread lets go of the connection
+        conn.tfs_held = [0]  # bytes of this connection's request buffered by _buffer_request
+        weakref.finalize(conn, self._release, client, conn.tfs_held)  # when gthread lets go of it
         conn.tfs_admitted = True
         conn.tfs_since = time.monotonic()
         if not self.cfg.is_ssl:
             conn.sock = GuardedSocket(fileno=conn.sock.detach())
         return True
 
-    def _release(self, client: str) -> None:
+    def _release(self, client: str, held: list[int]) -> None:
         with self._per_client_lock:
+            self._buffered -= held[0]
             count = self._per_client.get(client, 1) - 1
             if count > 0:
                 self._per_client[client] = count

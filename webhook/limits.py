@@ -40,3 +40,6 @@ REQUEST_READ_SECONDS = 10.0
 RESPONSE_WRITE_SECONDS = 10.0  # one write of the response
 MAX_CONNECTIONS_PER_CLIENT = 32  # TLS connections from one address at once
 MAX_CONNECTIONS = 1000  # all connections of the worker (gunicorn worker_connections)
+# Requests read whole before a thread runs them, all connections together; beyond it a request is read by
+# its thread (64 threads x 4 MiB at most), so many half-sent bodies cannot exhaust memory.
+MAX_BUFFERED_REQUEST_BYTES = 64 * 1024 * 1024
