@@ -38,7 +38,11 @@ TLS_HANDSHAKE_SECONDS = 5.0  # Go's TLS client completes a handshake on loopback
 # Headers and body of one request, from its first byte (as Go's ReadHeaderTimeout, plus the body).
 REQUEST_READ_SECONDS = 10.0
 RESPONSE_WRITE_SECONDS = 10.0  # one write of the response
-MAX_CONNECTIONS_PER_CLIENT = 32  # TLS connections from one address at once
+# Connections from one address at once. Slow clients hold no thread (webhook.gunicorn_conf), so this bounds
+# file descriptors and buffers per address; it must stay above the API server's bursts: each admission in
+# flight is one connection from it (Go opens as many as it needs), and 256 is 4x what 64 threads answer
+# within a 5 s timeout. Refusing the API server would fail its admissions.
+MAX_CONNECTIONS_PER_CLIENT = 256
 MAX_CONNECTIONS = 1000  # all connections of the worker (gunicorn worker_connections)
 # Requests read whole before a thread runs them, all connections together; beyond it a request is read by
 # its thread (64 threads x 4 MiB at most), so many half-sent bodies cannot exhaust memory.

@@ -159,6 +159,30 @@ def test_stalled_handshakes_and_silent_connections_do_not_starve_the_server(tmp_
         assert hook.proc.poll() is None
 
 
+def test_a_burst_from_one_address_like_the_api_server_is_not_refused(tmp_path):
+    """The API server opens one connection per admission in flight: a burst of 80 concurrent connections
+    from one address is answered, all of them (the per-client cap is above such bursts)."""
+    body = json.dumps(build_review({"metadata": {"name": "x"}, "spec": {}})).encode()
+    with ServedWebhook(app="allow-all", workdir=tmp_path / "hook") as hook:
+        conns = [hook.connection() for _ in range(80)]
+        for conn in conns:
+            conn.connect()
+        barrier = threading.Barrier(len(conns))
+        statuses = []
+
+        def admit(conn):
+            barrier.wait(timeout=30)
+            statuses.append(hook.post_raw(body, conn=conn)[0])
+            conn.close()
+
+        threads = [threading.Thread(target=admit, args=(conn,)) for conn in conns]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert statuses == [200] * len(conns)
+
+
 def test_requests_trickled_byte_by_byte_hold_no_thread_and_are_cut_at_their_deadline(tmp_path):
     """More clients trickling request heads than threads: /healthz is answered meanwhile (the worker reads
     requests whole before a thread runs them), and each trickler is closed after REQUEST_READ_SECONDS."""
