@@ -185,15 +185,17 @@ class ThreadWorker(gthread.ThreadWorker):
             return _DEFER
         except (OSError, ValueError):
             return _drop(conn)
-        conn.sock.setblocking(True)
-        conn.parser = gunicorn_http.get_parser(self.cfg, conn.sock, conn.client)
+        conn.parser = gunicorn_http.get_parser(self.cfg, conn.sock, conn.client)  # still non-blocking
         conn.initialized = True
         return True
 
 
 def _read_available(sock, buffer: bytearray) -> bool:
-    """Append what has arrived without blocking; True when the peer closed the connection."""
-    sock.setblocking(False)
+    """Append what has arrived without blocking; True when the peer closed the connection. A socket the
+    poller handed over is still non-blocking: it is left so (gthread makes it blocking next)."""
+    was = sock.gettimeout()
+    if was != 0.0:
+        sock.setblocking(False)
     try:
         while len(buffer) <= MAX_HEAD_BYTES + MAX_BODY_BYTES:
             data = sock.recv(65536)
@@ -205,7 +207,8 @@ def _read_available(sock, buffer: bytearray) -> bool:
     except OSError:
         return True
     finally:
-        sock.setblocking(True)
+        if was != 0.0:
+            sock.settimeout(was)
     return False
 
 

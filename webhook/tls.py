@@ -48,12 +48,14 @@ class _Deadlines:
         left = self._read_deadline - now
         if left <= 0:
             raise TimeoutError("the request was not read within its deadline")
-        if current is None or current > left:
+        # Each settimeout costs system calls: renew it only when it is more than a second too long.
+        if current is None or current > left + 1.0:
             super().settimeout(left)
 
     def _before_write(self) -> None:
         self._read_deadline = None
-        if self.gettimeout() != 0.0:
+        current = self.gettimeout()
+        if current != 0.0 and current != RESPONSE_WRITE_SECONDS:
             super().settimeout(RESPONSE_WRITE_SECONDS)
 
     def shutdown(self, how: int) -> None:
@@ -87,11 +89,23 @@ class GuardedSocket(_Deadlines, socket.socket):
 
 
 class GuardedSSLSocket(_Deadlines, ssl.SSLSocket):
-    """What our SSL contexts wrap connections in (`SSLContext.sslsocket_class`)."""
+    """What our SSL contexts wrap connections in (`SSLContext.sslsocket_class`). SSLSocket.recv and
+    recv_into go through read() while TLS is up: the deadline is checked there, once; after a shutdown they
+    read the plain socket, and are checked themselves."""
 
     def read(self, *args, **kwargs):
         self._before_read()
         return super().read(*args, **kwargs)
+
+    def recv(self, *args, **kwargs):
+        if self._sslobj is None:
+            self._before_read()
+        return ssl.SSLSocket.recv(self, *args, **kwargs)
+
+    def recv_into(self, *args, **kwargs):
+        if self._sslobj is None:
+            self._before_read()
+        return ssl.SSLSocket.recv_into(self, *args, **kwargs)
 
 
 def make_context(certfile: str, keyfile: str, client_ca: str | None = None) -> ssl.SSLContext:
