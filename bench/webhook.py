@@ -583,8 +583,8 @@ def _run(s3, env: dict[str, str], workdir: Path, args) -> None:
         print(f"-- 3. {EXPANSION_LEVELS}-level doubling env expansion ({peak['bytes']} bytes) posted "
               f"{EXPANSION_POSTS} times")
         print(
-            f"worker RSS         : before {peak['before']:.0f} MiB, peak {peak['peak']:.0f} MiB, after "
-            f"{peak['after']:.0f} MiB; answers (HTTP, status.code) {peak['answers']}; "
+            f"worker RSS         : before {peak['before']:.1f} MiB, peak {peak['peak']:.1f} MiB, after "
+            f"{peak['after']:.1f} MiB; answers (HTTP, status.code) {peak['answers']}; "
             f"{peak['seconds'] / EXPANSION_POSTS * MS:.1f} ms each"
         )
         short = env | {
@@ -596,9 +596,9 @@ def _run(s3, env: dict[str, str], workdir: Path, args) -> None:
         print(f"-- 4. {DISTINCT_ADMISSIONS} distinct {DISTINCT_BYTES // 1024} KiB admissions (TTL "
               f"{SHORT_TTL_SECONDS} s)")
         print(
-            f"worker RSS         : before {distinct['before']:.0f} MiB, after {distinct['after']:.0f} MiB "
-            f"(peak {distinct['peak']:.0f} MiB, {distinct['entries']:.0f} cached decisions), after the TTL "
-            f"{distinct['after_ttl']:.0f} MiB ({distinct['entries_after_ttl']:.0f} cached)"
+            f"worker RSS         : before {distinct['before']:.1f} MiB, after {distinct['after']:.1f} MiB "
+            f"(peak {distinct['peak']:.1f} MiB, {distinct['entries']:.0f} cached decisions), after the TTL "
+            f"{distinct['after_ttl']:.1f} MiB ({distinct['entries_after_ttl']:.0f} cached)"
         )
 
     if "soak" in only:

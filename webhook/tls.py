@@ -29,7 +29,7 @@ class _Deadlines:
     RESPONSE_WRITE_SECONDS; going back to non-blocking mode (the server's poller, between requests)
     disarms it too. A client trickling bytes keeps a thread at most REQUEST_READ_SECONDS, not forever.
     Non-blocking reads are left alone. Once the connection is half-closed, a read waits at most
-    CLOSING_READ_SECONDS (a peer that keeps sending cannot stretch the close)."""
+    CLOSING_READ_SECONDS: gunicorn drains a closing connection in its poller thread."""
 
     _read_deadline: float | None = None
     _closing = False
