@@ -130,6 +130,9 @@ class ThreadWorker(gthread.ThreadWorker):
         return _DEFER
 
     def _hand_over(self, conn, buffer: bytearray) -> bool:
+        new_request = getattr(conn.sock, "new_request", None)
+        if new_request is not None:
+            new_request()
         conn.parser.unreader.unread(bytes(buffer))
         self._hold(conn, -len(buffer))
         conn.tfs_buffer = None
@@ -202,6 +205,8 @@ def _read_available(sock, buffer: bytearray) -> bool:
             if not data:
                 return True
             buffer += data
+            if _complete(buffer):
+                break  # no further read (and no want-read exception) for the usual one-segment request
     except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
         return False
     except OSError:

@@ -24,10 +24,10 @@ _CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!MD5:!DSS"
 
 
 class _Deadlines:
-    """Reads of one request share one deadline, armed by its first read (REQUEST_READ_SECONDS: headers and
-    body, as Go's ReadHeaderTimeout); the response's first write disarms it and each write gets
-    RESPONSE_WRITE_SECONDS; going back to non-blocking mode (the server's poller, between requests)
-    disarms it too. A client trickling bytes keeps a thread at most REQUEST_READ_SECONDS, not forever.
+    """Reads of one request share one deadline, armed by its first blocking read (REQUEST_READ_SECONDS:
+    headers and body, as Go's ReadHeaderTimeout); the response's first write disarms it and each write gets
+    RESPONSE_WRITE_SECONDS; `new_request()` disarms it too (the worker calls it when it hands a request to
+    the parser). A client trickling bytes keeps a thread at most REQUEST_READ_SECONDS, not forever.
     Non-blocking reads are left alone. Once the connection is half-closed, a read waits at most
     CLOSING_READ_SECONDS: gunicorn drains a closing connection in its poller thread."""
 
@@ -62,10 +62,9 @@ class _Deadlines:
         self._closing = True
         super().shutdown(how)
 
-    def setblocking(self, flag: bool) -> None:
-        if not flag:
-            self._read_deadline = None
-        super().setblocking(flag)
+    def new_request(self) -> None:
+        """A request starts: its reads get a fresh deadline (armed by the first blocking read)."""
+        self._read_deadline = None
 
     def recv(self, *args, **kwargs):
         self._before_read()
