@@ -32,7 +32,13 @@ e2e: install
 demo: install
 	$(BIN)/python scripts/demo.py
 
-bench: install
+# The webhook bench drives the server with hey (Go, keep-alive connections like the API server's client).
+HEY_VERSION := v0.1.5
+
+$(BIN)/hey: | install
+	GOBIN=$(CURDIR)/$(BIN) go install github.com/rakyll/hey@$(HEY_VERSION)
+
+bench: install $(BIN)/hey
 	$(BIN)/python -m bench
 
 lint: install

@@ -38,8 +38,10 @@ class ServedWebhook:
         stock_gthread: bool = False,
         workdir: str | os.PathLike | None = None,
         startup_timeout: float = 20.0,
+        tls: bool = True,
     ):
         self.env = env or {}
+        self.tls = tls
         self.app = app
         self.threads = threads
         self.workers = workers
@@ -55,7 +57,7 @@ class ServedWebhook:
 
     @property
     def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.certs.ca_cert))
@@ -77,7 +79,7 @@ class ServedWebhook:
     def _command(self) -> list[str]:
         """The production command (`tfs-gitops webhook serve`) for the real app; the same gunicorn settings
         through webhook.server.run for the allow-all baseline and the stock gthread worker (bench only)."""
-        tls = {"certfile": str(self.certs.cert), "keyfile": str(self.certs.key)}
+        tls = {"certfile": str(self.certs.cert), "keyfile": str(self.certs.key)} if self.tls else {}
         if self.app == "validate" and not self.stock_gthread:
             argv = [
                 sys.executable,
@@ -88,7 +90,8 @@ class ServedWebhook:
                 "--bind",
                 f"{self.host}:{self.port}",
             ]
-            argv += ["--certfile", tls["certfile"], "--keyfile", tls["keyfile"]]
+            if tls:
+                argv += ["--certfile", tls["certfile"], "--keyfile", tls["keyfile"]]
             if self.threads:
                 argv += ["--threads", str(self.threads)]
             if self.workers:
@@ -135,8 +138,20 @@ class ServedWebhook:
         except OSError:
             return ""
 
-    def connection(self, timeout: float = 15.0) -> http.client.HTTPSConnection:
+    def connection(self, timeout: float = 15.0) -> http.client.HTTPConnection:
+        if not self.tls:
+            return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         return http.client.HTTPSConnection(self.host, self.port, context=self.ssl_context(), timeout=timeout)
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn worker processes (children of the served process), for RSS and fd figures."""
+        if self.proc is None:
+            return []
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in text.split()]
 
     def get(self, path: str) -> tuple[int, bytes]:
         conn = self.connection(timeout=2.0)

@@ -120,6 +120,27 @@ def workload_endpoint(env: Mapping[str, str]) -> str | None:
     return f"{'https' if use_https else 'http'}://{raw}"
 
 
+_ENDPOINT_TEXT = re.compile(
+    r"^(?:https?://)?(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[1-9][0-9]{0,4})?$"
+)
+
+
+def endpoint_text_problem(raw: str) -> str | None:
+    """Why an S3_ENDPOINT value is not a plain `[http(s)://]HOST[:PORT]`, or None (also for unset).
+
+    TF Serving's S3 filesystem uses the value as written, while endpoints are compared normalised: a value
+    whose normal form is on an allow-list but whose text differs (spaces, a trailing '/' or '#', a port
+    with leading zeros) would pass the comparison and reach TF Serving raw.
+    """
+    if not raw:
+        return None
+    if raw != raw.strip():
+        return "has leading or trailing whitespace"
+    if not _ENDPOINT_TEXT.match(raw):
+        return "is not [http(s)://]HOST[:PORT] (no path, '/', '#', '?', credentials or leading zeros)"
+    return None
+
+
 def tfserving_env(url: str) -> dict[str, str]:
     """What TF Serving's S3 filesystem needs to reach `url`: S3_ENDPOINT=host:port and S3_USE_HTTPS."""
     parts = urlsplit(url.strip())
@@ -145,6 +166,24 @@ def bucket_problem(bucket: str) -> str | None:
     return None
 
 
+MAX_KEY_BYTES = 1024
+# Characters XML 1.0 cannot carry: S3 lists keys in XML, so no listing could return such a key.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` (or a prefix under which version directories would be keys) cannot be an S3 object key."""
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8 (a lone surrogate)"
+    if size > MAX_KEY_BYTES:
+        return f"it is {size} bytes of UTF-8; S3 keys are at most {MAX_KEY_BYTES}"
+    if _NOT_XML.search(key):
+        return "it contains a control character"
+    return None
+
+
 @dataclass(frozen=True)
 class S3Path:
     """`s3://bucket/prefix`: a model's base path."""
@@ -164,6 +203,9 @@ class S3Path:
         prefix = prefix.strip("/")
         if "//" in prefix:
             raise ValueError(f"base path {base_path!r} contains an empty path segment")
+        why = key_problem(prefix)
+        if why:
+            raise ValueError(f"the prefix is not a valid S3 key: {why}")
         return cls(bucket, prefix)
 
     def __str__(self) -> str:

@@ -25,6 +25,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
+    ParamValidationError,
     ReadTimeoutError,
     SSLError,
 )
@@ -242,6 +243,9 @@ class S3Store:
                 return operation(self._client(connect, read))
             except ClientError as exc:
                 last = _classify_client_error(exc, what)
+            except ParamValidationError as exc:
+                # botocore refused the request before sending it: the input is invalid, not the storage down
+                raise ValueError(f"cannot {what}: {_short(exc)}") from exc
             except NoCredentialsError as exc:
                 raise StorageError("access-denied", f"cannot {what}: no S3 credentials found") from exc
             except SSLError as exc:

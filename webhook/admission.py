@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook.limits import MAX_UID_CHARS
+
 API_VERSION = "admission.k8s.io/v1"
 
 # (situation, HTTP status, what the body holds). The API server applies the failurePolicy to every non-200.
@@ -41,12 +43,28 @@ RESPONSE_CONTRACT: tuple[tuple[str, int, str], ...] = (
         "as 'cannot verify': deny with status.code 500 or allow with a warning, per WEBHOOK_ON_UNVERIFIABLE",
     ),
     (
-        "malformed request (not JSON, not an admission.k8s.io/v1 AdmissionReview, no request.uid)",
+        "a Deployment past a bound (expansion, counts, lengths: webhook.limits) or with a field of the "
+        "wrong type",
+        200,
+        "allowed=false, status.code 403, status.message names the container and field",
+    ),
+    (
+        "malformed request (not JSON, not an admission.k8s.io/v1 AdmissionReview, no request.uid, no "
+        "request.object on CREATE/UPDATE)",
         400,
         'JSON {"error": "..."}',
     ),
+    (
+        "WEBHOOK_CLIENT_CA_FILE is set and the caller presented no client certificate",
+        403,
+        'JSON {"error": "..."}',
+    ),
     ("body over the cap (4 MiB)", 413, 'JSON {"error": "..."}'),
-    ("Content-Type is not application/json", 415, 'JSON {"error": "..."}'),
+    (
+        "Content-Type is not application/json, or its charset is not UTF-8",
+        415,
+        'JSON {"error": "..."}',
+    ),
     ("method other than POST on /validate", 405, 'JSON {"error": "..."}'),
 )
 
@@ -84,6 +102,9 @@ class Decision:
     audit: dict[str, str] = field(default_factory=dict)
     verdict: str = "allowed"  # for metrics: allowed | warned | denied | skipped | error
     check: str = "none"
+    # False when the verdict reflects this request's circumstances (out of time, busy), not the Deployment
+    # and its storage: such a decision is never cached for other callers.
+    cacheable: bool = field(default=True, compare=False)
 
 
 def parse_review(body: bytes) -> AdmissionRequest:
@@ -100,7 +121,7 @@ def parse_review(body: bytes) -> AdmissionRequest:
     if not isinstance(request, dict):
         raise BadRequest(400, "request is missing")
     uid = request.get("uid")
-    if not isinstance(uid, str) or not uid or len(uid) > 256:
+    if not isinstance(uid, str) or not uid or len(uid) > MAX_UID_CHARS:
         raise BadRequest(400, "request.uid is missing")
     kind = request.get("kind")
     if not isinstance(kind, dict) or not all(
@@ -115,6 +136,8 @@ def parse_review(body: bytes) -> AdmissionRequest:
     if not isinstance(namespace, str) or not isinstance(name, str):
         raise BadRequest(400, "request.namespace and request.name must be strings")
     dry_run = request.get("dryRun", False)
+    if operation in ("CREATE", "UPDATE") and not isinstance(request.get("object"), dict):
+        raise BadRequest(400, f"request.object is missing (an object is required for {operation})")
     return AdmissionRequest(
         api_version=API_VERSION,
         uid=uid,

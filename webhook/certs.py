@@ -113,3 +113,32 @@ def make_certs(
     _write(paths.key, _pem_key(key), 0o600)
     _write(paths.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return paths
+
+
+def make_client_cert(
+    paths: CertPaths, out_dir: str | os.PathLike, common_name: str = "kube-apiserver"
+) -> tuple[Path, Path]:
+    """A client certificate (client auth) signed by the CA of `paths`, for the API server's webhook
+    kubeconfig when the webhook runs with WEBHOOK_CLIENT_CA_FILE. Returns (cert path, key path)."""
+    ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = out / "client.crt", out / "client.key"
+    _write(key_path, _pem_key(key), 0o600)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return cert_path, key_path

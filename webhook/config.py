@@ -9,11 +9,11 @@ from typing import Literal
 from rulebook.images import GPU_MARKER, STOCK_TFSERVING
 from rulebook.names import WEBHOOK_NAME, WebhookEnv
 from rulebook.s3 import Endpoint, EndpointError, normalize
+from webhook.limits import MAX_BODY_BYTES
 
 Choice = Literal["deny", "warn"]
 
 DEFAULT_WEBHOOK_NAME = WEBHOOK_NAME
-MAX_BODY_BYTES = 4 * 1024 * 1024  # two objects of etcd's 1.5 MiB limit plus the envelope
 DEFAULT_TIMEOUT_SECONDS = 10.0  # the API server's default timeoutSeconds when ?timeout= is absent
 
 
@@ -61,6 +61,12 @@ class WebhookConfig:
     # Seconds kept back from the API server's deadline for our own work and the response.
     deadline_margin_seconds: float = 0.5
     webhook_name: str = DEFAULT_WEBHOOK_NAME
+    # A shared S3/ConfigMap check runs this long at least, whatever the deadline of the request that
+    # started it (its result is cached for the requests that could wait).
+    check_budget_seconds: float = 8.0
+    # PEM file of the CA that signs the API server's client certificate: when set, /validate answers only
+    # callers that presented a certificate it signed (the TLS layer verifies it).
+    client_ca_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebhookConfig:
@@ -96,6 +102,8 @@ class WebhookConfig:
             negative_cache_ttl_seconds=min(negative, positive),
             aws_region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1").strip(),
             webhook_name=(env.get(WebhookEnv.NAME) or DEFAULT_WEBHOOK_NAME).strip(),
+            check_budget_seconds=_seconds(env, WebhookEnv.CHECK_BUDGET_SECONDS, 8.0),
+            client_ca_file=(env.get(WebhookEnv.CLIENT_CA_FILE) or "").strip() or None,
         )
 
 

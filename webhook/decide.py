@@ -3,22 +3,24 @@ configuration."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
 from webhook import syncsource
 from webhook.admission import AdmissionRequest, Decision
-from webhook.cache import TTLCache
+from webhook.cache import TTLCache, digest
 from webhook.checks import CheckResult, Outcome, gpu_image, s3_support, savedmodel
 from webhook.config import WebhookConfig
 from webhook.extract import (
     ConfigMapReader,
     InvalidModelConfig,
     Malformed,
+    OutOfTime,
+    TooLarge,
     serving_containers,
     serving_fields,
 )
+from webhook.limits import DECISION_CACHE_BYTES
 from webhook.messages import clip, one_line, warning
 
 _UNDECIDED_CODES = {"on_unverifiable": 503, "on_unresolved": 422, "on_unknown_variant": 422}
@@ -34,8 +36,9 @@ class Services:
     config: WebhookConfig
     verifier: savedmodel.ModelVerifier
     read_configmap: ConfigMapReader | None
-    # Whole decisions by (namespace, serving fields, UPDATE-unchanged): the warm path. Its TTLs are the
-    # check cache's, so it is never staler than the S3 and ConfigMap results it was made from.
+    # Whole decisions by a digest of (namespace, serving fields, UPDATE-unchanged): the warm path. Its TTLs
+    # are the check cache's, so it is never staler than the S3 and ConfigMap results it was made from. The
+    # checks below it do the single-flight; a decision is stored when made, if `cacheable`.
     decisions: TTLCache | None = None
 
 
@@ -44,36 +47,53 @@ def decide(request: AdmissionRequest, services: Services, deadline: float) -> De
         return Decision(True, verdict="skipped")
     if (request.group, request.kind) != ("apps", "Deployment"):
         return Decision(True, verdict="skipped")
-    if services.decisions is None:
-        return _decide(request, services, deadline)
-    key = _decision_key(request, services.config)
-    if key is None:
-        return _decide(request, services, deadline)
-    decision, _ = services.decisions.get_or_compute(
-        key, lambda: _decide(request, services, deadline), wait_timeout=max(deadline - time.monotonic(), 0.0)
-    )
+    key = _decision_key(request, services.config) if services.decisions is not None else None
+    if key is not None:
+        cached = services.decisions.get(key)
+        if cached is not None:
+            return cached
+    decision = _decide(request, services, deadline)
+    if key is not None and decision.cacheable:
+        services.decisions.put(key, decision)
     return decision
 
 
 def decision_cache(config: WebhookConfig) -> TTLCache:
     return TTLCache(
-        config.cache_ttl_seconds,
-        config.negative_cache_ttl_seconds,
-        is_positive=lambda decision: decision.verdict in ("allowed", "skipped"),
+        "decisions",
+        ttl_for=lambda decision: decision_ttl(decision, config),
+        weigh=decision_size,
+        max_bytes=DECISION_CACHE_BYTES,
     )
 
 
-def _decision_key(request: AdmissionRequest, config: WebhookConfig) -> tuple | None:
+def decision_ttl(decision: Decision, config: WebhookConfig) -> float:
+    if not decision.cacheable:
+        return 0.0
+    if decision.verdict in ("allowed", "skipped"):
+        return config.cache_ttl_seconds
+    return config.negative_cache_ttl_seconds
+
+
+def decision_size(decision: Decision) -> int:
+    return (
+        300
+        + 2 * len(decision.message)
+        + sum(2 * len(w) + 64 for w in decision.warnings)
+        + sum(2 * (len(k) + len(v)) + 64 for k, v in decision.audit.items())
+    )
+
+
+def _decision_key(request: AdmissionRequest, config: WebhookConfig) -> bytes | None:
     fields = _verdict_fields(request.object, config)
     if fields is None:
         return None
     namespace = request.namespace or _metadata_namespace(request.object) or "default"
-    unchanged = request.operation == "UPDATE" and _same_serving(request, config)
+    unchanged = request.operation == "UPDATE" and _same_serving(request, config, fields)
     try:
-        text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return digest(namespace, unchanged, fields)
     except (TypeError, ValueError, RecursionError):
         return None
-    return namespace, unchanged, text
 
 
 def _decide(request: AdmissionRequest, services: Services, deadline: float) -> Decision:
@@ -83,8 +103,13 @@ def _decide(request: AdmissionRequest, services: Services, deadline: float) -> D
         found = serving_containers(
             request.object, namespace, config.tfserving_images, services.read_configmap, deadline
         )
+    except TooLarge as exc:
+        return _deny(CheckResult.failed("tfserving-webhook", f"the Deployment is refused: {exc}"))
     except Malformed as exc:
         return _deny(CheckResult.failed("tfserving-webhook", f"the Deployment is malformed: {exc}"))
+    except OutOfTime as exc:
+        result = CheckResult.undecided("tfserving-webhook", str(exc), "on_unverifiable", transient=True)
+        return _stop([result], config) or _allow([result])
     except InvalidModelConfig as exc:
         return _deny(
             CheckResult.failed(
@@ -99,6 +124,8 @@ def _decide(request: AdmissionRequest, services: Services, deadline: float) -> D
         sources = syncsource.sync_sources(request.object)
     except syncsource.InvalidSyncLine as exc:
         return _deny(CheckResult.failed(savedmodel.NAME, f"{clip(str(exc), 240)}"))
+    except TooLarge as exc:
+        return _deny(CheckResult.failed("tfserving-webhook", f"the Deployment is refused: {exc}"))
     except Malformed as exc:
         return _deny(CheckResult.failed("tfserving-webhook", f"the Deployment is malformed: {exc}"))
     found = [syncsource.attach(container, request.object, sources) for container in found]
@@ -135,9 +162,12 @@ def _verdict_fields(obj: object, config: WebhookConfig) -> object:
     return None if serving is None or synced is None else [serving, synced]
 
 
-def _same_serving(request: AdmissionRequest, config: WebhookConfig) -> bool:
+def _same_serving(request: AdmissionRequest, config: WebhookConfig, new: object = None) -> bool:
+    if request.old_object is None:
+        return False
     old = _verdict_fields(request.old_object, config)
-    return old is not None and old == _verdict_fields(request.object, config)
+    new = new if new is not None else _verdict_fields(request.object, config)
+    return old is not None and old == new
 
 
 def _stop(results: list[CheckResult], config: WebhookConfig) -> Decision | None:
@@ -152,7 +182,14 @@ def _stop(results: list[CheckResult], config: WebhookConfig) -> Decision | None:
 
 
 def _deny(result: CheckResult, code: int = 403) -> Decision:
-    return Decision(False, message=result.message, code=code, verdict="denied", check=result.check)
+    return Decision(
+        False,
+        message=result.message,
+        code=code,
+        verdict="denied",
+        check=result.check,
+        cacheable=not result.transient,
+    )
 
 
 def _allow(results: list[CheckResult]) -> Decision:
@@ -167,7 +204,14 @@ def _allow(results: list[CheckResult]) -> Decision:
         warnings.extend(result.warnings)
     verdict = "warned" if undecided else "allowed"
     check = undecided[0].check if undecided else "none"
-    return Decision(True, warnings=tuple(dict.fromkeys(warnings)), audit=audit, verdict=verdict, check=check)
+    return Decision(
+        True,
+        warnings=tuple(dict.fromkeys(warnings)),
+        audit=audit,
+        verdict=verdict,
+        check=check,
+        cacheable=not any(r.transient for r in undecided),
+    )
 
 
 def internal_error(config: WebhookConfig) -> Decision:
@@ -176,9 +220,14 @@ def internal_error(config: WebhookConfig) -> Decision:
         "retry, and report it if it persists"
     )
     if config.on_unverifiable == "deny":
-        return Decision(False, message=message, code=500, verdict="error", check="internal")
+        return Decision(False, message=message, code=500, verdict="error", check="internal", cacheable=False)
     return Decision(
-        True, warnings=(warning(message),), audit={"unverified": message}, verdict="error", check="internal"
+        True,
+        warnings=(warning(message),),
+        audit={"unverified": message},
+        verdict="error",
+        check="internal",
+        cacheable=False,
     )
 
 

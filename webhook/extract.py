@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import json
 import posixpath
 import re
@@ -22,12 +23,30 @@ from rulebook.images import is_tfserving_image
 from rulebook.modelconfig import ModelConfigError, ModelEntry, parse_model_server_config
 from rulebook.policy import VersionPolicy
 from rulebook.server import ENTRYPOINT, ENTRYPOINT_DEFAULTS, MODEL_FLAGS, MODEL_SERVER, Flag
+from webhook.limits import (
+    MAX_ARGS,
+    MAX_CONTAINERS,
+    MAX_ENV_ENTRIES,
+    MAX_EXPANDED_CHARS,
+    MAX_EXPANDED_TOTAL_CHARS,
+    MAX_IMAGE_CHARS,
+    MAX_PATH_CHARS,
+    MAX_VOLUMES,
+)
 
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 
 
 class Malformed(ValueError):
     """The Deployment object is not shaped like an apps/v1 Deployment."""
+
+
+class TooLarge(Malformed):
+    """A value or a count is past a bound of webhook.limits: no Deployment TF Serving could run."""
+
+
+class OutOfTime(RuntimeError):
+    """The request's deadline passed while the Deployment was being read."""
 
 
 class ConfigMapError(RuntimeError):
@@ -58,6 +77,7 @@ class ServingContainer:
     limits: Mapping[str, object] = field(default_factory=dict)
     requests: Mapping[str, object] = field(default_factory=dict)
     unresolved: tuple[str, ...] = ()  # why we cannot tell what it loads
+    transient: bool = False  # unresolved for now only (the Kubernetes API did not answer in time)
     # storage.mode sync: local base path → the sync containers filling it (webhook.syncsource.attach)
     synced: Mapping[str, tuple] = field(default_factory=dict)
 
@@ -73,19 +93,35 @@ def _dict(value: object, where: str) -> dict:
     return value
 
 
-def _list(value: object, where: str) -> list:
+def _list(value: object, where: str, limit: int | None = None) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
         raise Malformed(f"{where} must be a list")
+    if limit is not None and len(value) > limit:
+        raise TooLarge(f"{where} has {len(value)} entries; the webhook evaluates at most {limit}")
     return value
 
 
-def _strings(value: object, where: str) -> list[str]:
-    items = _list(value, where)
+def strings(value: object, where: str, limit: int | None = None) -> list[str]:
+    """A list of strings (at most `limit`); Malformed/TooLarge otherwise."""
+    return _strings(value, where, limit)
+
+
+def _strings(value: object, where: str, limit: int | None = None) -> list[str]:
+    items = _list(value, where, limit)
     if not all(isinstance(item, str) for item in items):
         raise Malformed(f"{where} must be a list of strings")
     return items
+
+
+def _str(value: object, where: str) -> str:
+    """A string field ("" when absent); Malformed naming the field for any other type."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Malformed(f"{where} must be a string")
+    return value
 
 
 def pod_spec(deployment: object) -> dict:
@@ -98,7 +134,8 @@ def pod_spec(deployment: object) -> dict:
 
 
 def containers(deployment: object) -> list[dict]:
-    items = _list(pod_spec(deployment).get("containers"), "spec.template.spec.containers")
+    where = "spec.template.spec.containers"
+    items = _list(pod_spec(deployment).get("containers"), where, MAX_CONTAINERS)
     if not all(isinstance(item, dict) for item in items):
         raise Malformed("every container must be an object")
     return items
@@ -108,24 +145,58 @@ def serving_fields(deployment: object, repositories: tuple[str, ...]) -> object:
     """What decides the serving verdict (for UPDATE reuse): the TF Serving containers and the volumes."""
     try:
         spec = pod_spec(deployment)
-        chosen = [
-            c
-            for c in containers(deployment)
-            if isinstance(c.get("image"), str) and is_tfserving_image(c["image"], repositories)
-        ]
+        chosen = [c for c in containers(deployment) if _is_serving(c.get("image"), repositories)]
         keys = ("name", "image", "command", "args", "env", "envFrom", "volumeMounts", "resources")
         return [[c.get(k) for k in keys] for c in chosen], spec.get("volumes")
     except Malformed:
         return None
 
 
+def _is_serving(image: object, repositories: tuple[str, ...]) -> bool:
+    # As strict as serving_containers: the decision key must cover whatever can decide the verdict.
+    image = _str(image, "a container image")
+    if len(image) > MAX_IMAGE_CHARS:
+        raise TooLarge(f"an image reference is {len(image)} characters")
+    return bool(image) and _is_tfserving_image(image, repositories)
+
+
+# The warm path asks this for every admission; at most 1,024 entries of at most MAX_IMAGE_CHARS each.
+_is_tfserving_image = functools.lru_cache(maxsize=1024)(is_tfserving_image)
+
+
 # --- env and args ------------------------------------------------------------------------------------------
 
 
-def _container_env(container: dict, where: str) -> tuple[dict[str, str], frozenset[str]]:
+class ExpansionBudget:
+    """What $(VAR) expansion may still produce for one container (webhook.limits): checked before each
+    substitution, so a chain of doubling references stops at the bound instead of at gigabytes."""
+
+    def __init__(self, where: str, total: int = MAX_EXPANDED_TOTAL_CHARS, each: int = MAX_EXPANDED_CHARS):
+        self.where = where
+        self.left = total
+        self.each = each
+
+    def spend(self, what: str, size: int, literal: int) -> None:
+        grown = size - literal
+        if grown > 0 and size > self.each:
+            raise TooLarge(
+                f"{self.where} {what} expands to more than {self.each} characters through $(VAR) "
+                "references; no model path or flag can be that long"
+            )
+        self.left -= max(grown, 0)
+        if self.left < 0:
+            raise TooLarge(
+                f"{self.where}: $(VAR) references expand to more than {MAX_EXPANDED_TOTAL_CHARS} characters "
+                "in all; no Deployment TF Serving could run needs that"
+            )
+
+
+def _container_env(
+    container: dict, where: str, budget: ExpansionBudget
+) -> tuple[dict[str, str], frozenset[str]]:
     literal: dict[str, str] = {}
     indirect: set[str] = set()
-    for item in _list(container.get("env"), f"{where}.env"):
+    for item in _list(container.get("env"), f"{where}.env", MAX_ENV_ENTRIES):
         item = _dict(item, f"{where}.env[]")
         name = item.get("name")
         if not isinstance(name, str):
@@ -135,35 +206,59 @@ def _container_env(container: dict, where: str) -> tuple[dict[str, str], frozens
             indirect.add(name)
             continue
         value = item.get("value", "")
+        if value is None:
+            value = ""
         if not isinstance(value, str):
-            raise Malformed(f"{where}.env[{name}].value must be a string")
+            raise Malformed(f"{where}.env[{name[:64]!r}].value must be a string")
         # Kubernetes expands $(VAR) in env values too, from variables defined earlier in the list.
-        value, _ = expand(value, literal, frozenset(indirect))
+        value, _ = expand(value, literal, frozenset(indirect), budget, f"env {name[:64]!r}")
         literal[name] = value
         indirect.discard(name)
     return literal, frozenset(indirect)
 
 
-def container_env(container: dict, where: str) -> tuple[dict[str, str], frozenset[str]]:
-    """A container's literal env values (`$(VAR)` expanded) and the names set indirectly (valueFrom)."""
-    return _container_env(container, where)
+def container_env(
+    container: dict, where: str, budget: ExpansionBudget | None = None
+) -> tuple[dict[str, str], frozenset[str]]:
+    """A container's literal env values (`$(VAR)` expanded, within the budget) and the names set indirectly
+    (valueFrom)."""
+    return _container_env(container, where, budget or ExpansionBudget(where))
 
 
-def expand(text: str, env: Mapping[str, str], indirect: frozenset[str]) -> tuple[str, set[str]]:
-    """Kubernetes `$(VAR)` expansion (`$$` escapes); also returns referenced variables we cannot know."""
+def expand(
+    text: str,
+    env: Mapping[str, str],
+    indirect: frozenset[str],
+    budget: ExpansionBudget | None = None,
+    what: str = "a value",
+) -> tuple[str, set[str]]:
+    """Kubernetes `$(VAR)` expansion (`$$` escapes); also returns referenced variables we cannot know.
+    With a budget, TooLarge before the result would pass it."""
     unknown: set[str] = set()
+    if "$" not in text:
+        return text, unknown
+    size = len(text)
 
     def substitute(match: re.Match) -> str:
+        nonlocal size
         name = match.group(1)
         if name is None:
+            size -= 1
             return "$"
         if name in env:
-            return env[name]
+            value = env[name]
+            size += len(value) - len(match.group(0))
+            if budget is not None and size > budget.each:
+                budget.spend(what, size, len(text))
+            return value
         if name in indirect:
             unknown.add(name)
         return match.group(0)
 
-    return _VAR_REF.sub(substitute, text), unknown
+    result = _VAR_REF.sub(substitute, text)
+    if budget is not None:
+        budget.spend(what, len(result), len(text))
+    return result, unknown
 
 
 def parse_flags(argv: list[str]) -> dict[str, str]:
@@ -208,10 +303,13 @@ def _entrypoint_argv(
 def _config_source(path: str, container: dict, spec: dict, where: str) -> tuple[str | None, str | None, str]:
     """(configmap name, key, reason): where the file at `path` comes from."""
     best = None
-    for mount in _list(container.get("volumeMounts"), f"{where}.volumeMounts"):
+    for mount in _list(container.get("volumeMounts"), f"{where}.volumeMounts", MAX_VOLUMES):
         mount = _dict(mount, f"{where}.volumeMounts[]")
-        mount_path = mount.get("mountPath")
-        if not isinstance(mount_path, str) or not mount_path:
+        mount_path = _str(mount.get("mountPath"), f"{where}.volumeMounts[].mountPath")
+        _str(mount.get("name"), f"{where}.volumeMounts[].name")
+        _str(mount.get("subPath"), f"{where}.volumeMounts[].subPath")
+        _str(mount.get("subPathExpr"), f"{where}.volumeMounts[].subPathExpr")
+        if not mount_path or len(mount_path) > MAX_PATH_CHARS:
             continue
         root = mount_path.rstrip("/") or "/"
         inside = path == root or path.startswith(root.rstrip("/") + "/")
@@ -228,7 +326,7 @@ def _config_source(path: str, container: dict, spec: dict, where: str) -> tuple[
     volume = next(
         (
             v
-            for v in _list(spec.get("volumes"), "spec.template.spec.volumes")
+            for v in _list(spec.get("volumes"), "spec.template.spec.volumes", MAX_VOLUMES)
             if isinstance(v, dict) and v.get("name") == mount.get("name")
         ),
         None,
@@ -248,8 +346,8 @@ def _config_source(path: str, container: dict, spec: dict, where: str) -> tuple[
         return None, None, f"{path} is on volume {mount.get('name')!r}, which is not a ConfigMap"
     for source in sources:
         name = source.get("name")
-        items = source.get("items")
-        if isinstance(items, list) and items:
+        items = _list(source.get("items"), f"volume {mount.get('name')!r} configMap.items", MAX_VOLUMES)
+        if items:
             key = next((i.get("key") for i in items if isinstance(i, dict) and i.get("path") == rel), None)
         else:
             key = rel if rel and "/" not in rel else None
@@ -285,10 +383,17 @@ def serving_containers(
     spec = pod_spec(deployment)
     out = []
     for index, container in enumerate(containers(deployment)):
-        image = container.get("image")
-        if not isinstance(image, str) or not is_tfserving_image(image, repositories):
+        if time.monotonic() >= deadline:
+            raise OutOfTime("out of time while reading the Deployment")
+        image = _str(container.get("image"), f"container #{index} image")
+        if len(image) > MAX_IMAGE_CHARS:
+            raise TooLarge(
+                f"container #{index} image is {len(image)} characters; no image reference is longer "
+                f"than {MAX_IMAGE_CHARS}"
+            )
+        if not image or not _is_tfserving_image(image, repositories):
             continue
-        name = container.get("name") if isinstance(container.get("name"), str) else f"#{index}"
+        name = _str(container.get("name"), f"container #{index} name")[:253] or f"#{index}"
         out.append(_serving_container(container, name, image, spec, namespace, read_configmap, deadline))
     return out
 
@@ -303,7 +408,8 @@ def _serving_container(
     deadline: float,
 ) -> ServingContainer:
     where = f"container {name!r}"
-    env, indirect = _container_env(container, where)
+    budget = ExpansionBudget(where)
+    env, indirect = _container_env(container, where, budget)
     resources = _dict(container.get("resources"), f"{where}.resources")
     base = ServingContainer(
         name=name,
@@ -314,12 +420,13 @@ def _serving_container(
         limits=_dict(resources.get("limits"), f"{where}.resources.limits"),
         requests=_dict(resources.get("requests"), f"{where}.resources.requests"),
     )
-    command = _strings(container.get("command"), f"{where}.command")
-    args = _strings(container.get("args"), f"{where}.args")
+    command = _strings(container.get("command"), f"{where}.command", MAX_ARGS)
+    args = _strings(container.get("args"), f"{where}.args", MAX_ARGS - len(command))
     unknown: set[str] = set()
     expanded = []
-    for item in command + args:
-        text, refs = expand(item, env, indirect)
+    for index, item in enumerate(command + args):
+        what = f"args[{index - len(command)}]" if index >= len(command) else f"command[{index}]"
+        text, refs = expand(item, env, indirect, budget, what)
         expanded.append(text)
         unknown |= refs
     command, args = expanded[: len(command)], expanded[len(command) :]
@@ -337,11 +444,16 @@ def _serving_container(
             )
         if base.env_from and not {"MODEL_NAME", "MODEL_BASE_PATH"} <= env.keys():
             return _replace(base, unresolved=("envFrom may set MODEL_NAME/MODEL_BASE_PATH",))
+    for flag in ("model_config_file", "model_base_path"):
+        if len(flags.get(flag, "")) > MAX_PATH_CHARS:
+            raise TooLarge(
+                f"{where} --{flag} is {len(flags[flag])} characters; no path is longer than {MAX_PATH_CHARS}"
+            )
     if "model_config_file" in flags:
-        models, problem = _models_from_file(
+        models, problem, transient = _models_from_file(
             flags["model_config_file"], container, spec, namespace, read_configmap, deadline, where
         )
-        return _replace(base, models=models, unresolved=(problem,) if problem else ())
+        return _replace(base, models=models, unresolved=(problem,) if problem else (), transient=transient)
     if not flags.get("model_base_path"):
         return _replace(base, unresolved=("it sets neither --model_base_path nor --model_config_file",))
     model = ServedModel(
@@ -360,31 +472,32 @@ def _models_from_file(
     read_configmap: ConfigMapReader | None,
     deadline: float,
     where: str,
-) -> tuple[tuple[ServedModel, ...], str]:
+) -> tuple[tuple[ServedModel, ...], str, bool]:
+    """(models, why they cannot be told, whether that is transient)."""
     configmap_name, key, reason = _config_source(path, container, spec, where)
     if configmap_name is None:
-        return (), f"--model_config_file {reason}"
+        return (), f"--model_config_file {reason}", False
     origin = f"ConfigMap {namespace}/{configmap_name} key {key}"
     if read_configmap is None:
-        return (), f"cannot read {origin}: no Kubernetes API access"
+        return (), f"cannot read {origin}: no Kubernetes API access", False
     if time.monotonic() >= deadline:
-        return (), f"cannot read {origin}: out of time"
+        return (), f"cannot read {origin}: out of time", True
     try:
         configmap = read_configmap(namespace, configmap_name, deadline)
     except ConfigMapError as exc:
-        return (), f"cannot read {origin}: {exc}"
+        return (), f"cannot read {origin}: {exc}", True
     if configmap is None:
-        return (), f"ConfigMap {namespace}/{configmap_name} (--model_config_file) does not exist"
+        return (), f"ConfigMap {namespace}/{configmap_name} (--model_config_file) does not exist", False
     text = _configmap_text(configmap, key)
     if text is None:
-        return (), f"ConfigMap {namespace}/{configmap_name} has no key {key} (--model_config_file)"
+        return (), f"ConfigMap {namespace}/{configmap_name} has no key {key} (--model_config_file)", False
     try:
         entries = parse_model_server_config(text)
     except ModelConfigError as exc:
         raise InvalidModelConfig(origin, str(exc)) from None
     if not entries:
         raise InvalidModelConfig(origin, "it lists no models")
-    return tuple(_served(entry, origin) for entry in entries), ""
+    return tuple(_served(entry, origin) for entry in entries), "", False
 
 
 class InvalidModelConfig(ValueError):

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import re
 
+from webhook.limits import MAX_QUOTED_SCAN_CHARS
+
 MESSAGE_LIMIT = 300
 WARNING_LIMIT = 120
 _SPACE = re.compile(r"\s+")
 
 
 def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """Collapse whitespace (no newlines, tabs or control characters) and cut at `limit` with an ellipsis."""
-    flat = _SPACE.sub(" ", "".join(ch if ch.isprintable() else " " for ch in text)).strip()
-    if len(flat) <= limit:
+    """Collapse whitespace (no newlines, tabs or control characters) and cut at `limit` with an ellipsis.
+    Only the first MAX_QUOTED_SCAN_CHARS characters are looked at, however long `text` is."""
+    head = text[: max(limit, MAX_QUOTED_SCAN_CHARS)]
+    flat = _SPACE.sub(" ", "".join(ch if ch.isprintable() else " " for ch in head)).strip()
+    if len(flat) <= limit and len(head) == len(text):
         return flat
     return flat[: limit - 1].rstrip() + "…"
 
@@ -28,7 +32,7 @@ def warning(text: str) -> str:
 
 def clip(text: str, limit: int) -> str:
     """A value quoted inside a message (a path, an image) cut short so the sentence around it survives."""
-    text = one_line(text, 10_000)
+    text = one_line(text, MAX_QUOTED_SCAN_CHARS)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

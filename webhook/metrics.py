@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -13,6 +14,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._admission_children: dict = {}
         self.admissions = Counter(
             "tfs_webhook_admissions",
             "Admission decisions by verdict and deciding check.",
@@ -51,5 +53,50 @@ class Metrics:
             registry=self.registry,
         )
 
+    def admission(self, verdict: str, check: str):
+        """The admissions counter child for (verdict, check), looked up once (the warm path)."""
+        key = (verdict, check)
+        child = self._admission_children.get(key)
+        if child is None:
+            child = self._admission_children[key] = self.admissions.labels(verdict, check)
+        return child
+
+    def watch_caches(self, caches: list) -> None:
+        """Entries, bytes, evictions and hit ratio of each webhook.cache.TTLCache, read at scrape time."""
+        self.registry.register(_CacheCollector(caches))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _CacheCollector:
+    def __init__(self, caches: list):
+        self.caches = caches
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        entries = GaugeMetricFamily("tfs_webhook_cache_entries", "Live cache entries.", labels=["cache"])
+        size = GaugeMetricFamily(
+            "tfs_webhook_cache_bytes", "Estimated bytes held by cache entries.", labels=["cache"]
+        )
+        limit = GaugeMetricFamily("tfs_webhook_cache_max_bytes", "Cache size bound.", labels=["cache"])
+        ratio = GaugeMetricFamily(
+            "tfs_webhook_cache_hit_ratio", "Hits / (hits + misses) since start.", labels=["cache"]
+        )
+        evictions = CounterMetricFamily(
+            "tfs_webhook_cache_evictions",
+            "Entries dropped: expired (lifetime ended) or size (to stay under the bound).",
+            labels=["cache", "reason"],
+        )
+        for cache in self.caches:
+            stats = cache.stats
+            entries.add_metric([cache.name], len(cache))
+            size.add_metric([cache.name], cache.bytes)
+            limit.add_metric([cache.name], cache.max_bytes)
+            looked = stats.hits + stats.shared + stats.misses
+            ratio.add_metric([cache.name], (stats.hits + stats.shared) / looked if looked else 0.0)
+            evictions.add_metric([cache.name, "expired"], stats.expired)
+            evictions.add_metric([cache.name, "size"], stats.evicted)
+        return [entries, size, limit, ratio, evictions]

@@ -7,6 +7,7 @@ import logging
 
 from gunicorn.app.base import BaseApplication
 
+from webhook import jsonlog
 from webhook.gunicorn_conf import options
 
 APP_FACTORY = "webhook.app:create_app"
@@ -23,10 +24,8 @@ class WebhookServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        # The app's own log lines (denials, internal errors with tracebacks) next to gunicorn's, on stderr.
-        logging.basicConfig(
-            level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
-        )
+        # The app's own log lines (denials, internal errors with tracebacks) as JSON lines on stderr.
+        jsonlog.configure(logging.INFO)
         module_name, _, attribute = self.factory.partition(":")
         return getattr(importlib.import_module(module_name), attribute)()
 

@@ -18,7 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rulebook.sync import SyncSpec
-from webhook.extract import Malformed, ServingContainer, container_env, expand, pod_spec
+from webhook.extract import (
+    ExpansionBudget,
+    Malformed,
+    ServingContainer,
+    TooLarge,
+    container_env,
+    expand,
+    pod_spec,
+    strings,
+)
+from webhook.limits import MAX_ARGS, MAX_CONTAINERS
 
 _KINDS = ("initContainers", "containers")
 _FIELDS = ("name", "image", "command", "args", "env", "envFrom", "volumeMounts")
@@ -102,6 +112,8 @@ def _containers(spec: dict, kind: str) -> list[dict]:
         return []
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise Malformed(f"spec.template.spec.{kind} must be a list of objects")
+    if len(items) > MAX_CONTAINERS:
+        raise TooLarge(f"spec.template.spec.{kind} has {len(items)} entries, more than {MAX_CONTAINERS}")
     return items
 
 
@@ -119,12 +131,13 @@ def _source(container: dict, name: str, init: bool, spec: dict) -> SyncSource | 
     if not _runs_sync(container):
         return None
     where = f"container {name!r}"
-    env, indirect = container_env(container, where)
+    budget = ExpansionBudget(where)  # the bounds TF Serving containers get (webhook.limits)
+    env, indirect = container_env(container, where, budget)
+    command = strings(container.get("command"), f"{where}.command", MAX_ARGS)
+    args = strings(container.get("args"), f"{where}.args", MAX_ARGS - len(command))
     argv = []
-    for item in _strings(container.get("command"), f"{where}.command") + _strings(
-        container.get("args"), f"{where}.args"
-    ):
-        text, unknown = expand(item, env, indirect)
+    for item in command + args:
+        text, unknown = expand(item, env, indirect, budget, "an argument")
         if unknown:
             raise InvalidSyncLine(
                 name,
@@ -152,14 +165,6 @@ def _source(container: dict, name: str, init: bool, spec: dict) -> SyncSource | 
         env_from=bool(container.get("envFrom")),
         fills=_on_volume(container, parsed.dest, spec),
     )
-
-
-def _strings(value: object, where: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise Malformed(f"{where} must be a list of strings")
-    return value
 
 
 def _on_volume(container: dict, path: str, spec: dict) -> tuple[str, str] | None:

@@ -65,7 +65,7 @@ def test_real_admission_reviews(client, name, status, allowed):
 
 
 def test_the_contract_table_covers_every_status():
-    assert {status for _, status, _ in RESPONSE_CONTRACT} == {200, 400, 405, 413, 415}
+    assert {status for _, status, _ in RESPONSE_CONTRACT} == {200, 400, 403, 405, 413, 415}
 
 
 def test_wrong_method_type_and_size(client):

@@ -92,3 +92,7 @@ def test_certs_command_and_serve_usage_errors(tmp_path):
     assert result.exit_code == 2 and "--certfile and --keyfile go together" in result.output
     result = runner.invoke(main, ["webhook", "serve"], env={"WEBHOOK_ON_UNVERIFIABLE": "maybe"})
     assert result.exit_code == 2 and "bad configuration: WEBHOOK_ON_UNVERIFIABLE" in result.output
+    result = runner.invoke(
+        main, ["webhook", "serve"], env={"WEBHOOK_CLIENT_CA_FILE": str(tmp_path / "c" / "ca.crt")}
+    )
+    assert result.exit_code == 2 and "WEBHOOK_CLIENT_CA_FILE needs --certfile and --keyfile" in result.output

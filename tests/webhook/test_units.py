@@ -133,30 +133,43 @@ def test_allow_list_matches_normalized_exactly():
 # --- cache -------------------------------------------------------------------------------------------------
 
 
+def _ttls(positive: float, negative: float, is_positive=lambda value: value == "good"):
+    return lambda value: positive if is_positive(value) else negative
+
+
 def test_ttl_negative_ttl_and_single_flight():
     now = [0.0]
-    cache = TTLCache(60, 10, is_positive=lambda v: v == "good", clock=lambda: now[0])
-    assert cache.get_or_compute("a", lambda: "good") == ("good", "miss")
-    assert cache.get_or_compute("a", lambda: "other") == ("good", "hit")
-    assert cache.get_or_compute("b", lambda: "bad") == ("bad", "miss")
+    cache = TTLCache("t", ttl_for=_ttls(60, 10), clock=lambda: now[0])
+
+    def get(key, value):
+        return cache.get_or_compute(key, lambda deadline: value, deadline=now[0] + 5)
+
+    assert get("a", "good") == ("good", "miss")
+    assert get("a", "other") == ("good", "hit")
+    assert get("b", "bad") == ("bad", "miss")
     now[0] = 11
-    assert cache.get_or_compute("b", lambda: "bad2") == ("bad2", "miss")  # negative expired
-    assert cache.get_or_compute("a", lambda: "other") == ("good", "hit")
+    assert get("b", "bad2") == ("bad2", "miss")  # negative expired
+    assert get("a", "other") == ("good", "hit")
     now[0] = 61
-    assert cache.get_or_compute("a", lambda: "other") == ("other", "miss")
+    assert get("a", "other") == ("other", "miss")
 
     calls = []
     gate = threading.Event()
 
-    def slow():
+    def slow(deadline):
         calls.append(1)
         gate.wait(5)
         return "good"
 
-    cache = TTLCache(60, 10)
+    cache = TTLCache("t", ttl_for=_ttls(60, 10))
     results = []
     threads = [
-        threading.Thread(target=lambda: results.append(cache.get_or_compute("k", slow)[1])) for _ in range(20)
+        threading.Thread(
+            target=lambda: results.append(
+                cache.get_or_compute("k", slow, deadline=time.monotonic() + 30)[1]
+            )
+        )
+        for _ in range(20)
     ]
     for thread in threads:
         thread.start()
@@ -169,10 +182,12 @@ def test_ttl_negative_ttl_and_single_flight():
 
 
 def test_errors_reach_every_waiter_and_are_not_cached():
-    cache = TTLCache(60, 10)
+    cache = TTLCache("t", ttl_for=_ttls(60, 10, bool))
     with pytest.raises(RuntimeError):
-        cache.get_or_compute("k", lambda: (_ for _ in ()).throw(RuntimeError("x")))
-    assert cache.get_or_compute("k", lambda: 1) == (1, "miss")
+        cache.get_or_compute(
+            "k", lambda deadline: (_ for _ in ()).throw(RuntimeError("x")), deadline=time.monotonic() + 5
+        )
+    assert cache.get_or_compute("k", lambda deadline: 1, deadline=time.monotonic() + 5) == (1, "miss")
 
 
 # --- config ------------------------------------------------------------------------------------------------

@@ -60,9 +60,13 @@ def serve(
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("--certfile and --keyfile go together")
     try:
-        WebhookConfig.from_env(os.environ)
+        config = WebhookConfig.from_env(os.environ)
     except ConfigError as exc:
         raise click.UsageError(f"bad configuration: {exc}") from None
+    if config.client_ca_file and not certfile:
+        raise click.UsageError("WEBHOOK_CLIENT_CA_FILE needs --certfile and --keyfile")
+    if config.client_ca_file and not os.path.isfile(config.client_ca_file):
+        raise click.UsageError(f"WEBHOOK_CLIENT_CA_FILE {config.client_ca_file!r} is not a file")
     if not certfile:
         click.echo("warning: no --certfile/--keyfile: serving plain HTTP (local use only)", err=True)
     require_webhook_extra()

@@ -25,6 +25,8 @@ class CheckResult:
     choice: str = ""
     s3_requests: int = 0
     details: dict = field(default_factory=dict, compare=False)
+    # Undecided only for now (out of time, a busy check pool): the decision made from it is not cached.
+    transient: bool = False
 
     @classmethod
     def passed(cls, check: str, warnings: tuple[str, ...] = ()) -> CheckResult:
@@ -35,5 +37,6 @@ class CheckResult:
         return cls(check, Outcome.FAIL, one_line(f"{check}: {message}"))
 
     @classmethod
-    def undecided(cls, check: str, message: str, choice: str) -> CheckResult:
-        return cls(check, Outcome.UNDECIDED, one_line(f"{check}: {message}"), choice=choice)
+    def undecided(cls, check: str, message: str, choice: str, transient: bool = False) -> CheckResult:
+        message = one_line(f"{check}: {message}")
+        return cls(check, Outcome.UNDECIDED, message, choice=choice, transient=transient)

@@ -20,11 +20,17 @@ from dataclasses import dataclass
 
 from rulebook.labels import LabelIssue, label_findings, labels_not_loaded
 from rulebook.policy import VersionPolicy
-from rulebook.s3 import Endpoint, EndpointError, workload_endpoint
-from webhook.cache import TTLCache
+from rulebook.s3 import ENDPOINT_VARIABLE, Endpoint, EndpointError, endpoint_text_problem, workload_endpoint
+from webhook.cache import Busy, TTLCache, digest
 from webhook.checks import CheckResult
 from webhook.config import WebhookConfig
 from webhook.extract import ServedModel, ServingContainer
+from webhook.limits import (
+    CHECK_CACHE_BYTES,
+    MAX_CONCURRENT_CHECKS,
+    MAX_PENDING_CHECKS,
+    UNVERIFIABLE_TTL_SECONDS,
+)
 from webhook.messages import clip
 from webhook.syncsource import SyncSource
 
@@ -54,10 +60,13 @@ class ModelVerifier:
         self._config = config
         self._checkers: dict[Endpoint, object] = {}
         self._lock = threading.Lock()
-        self._cache: TTLCache = TTLCache(
-            config.cache_ttl_seconds,
-            config.negative_cache_ttl_seconds,
-            is_positive=lambda report: _verdict(report) == "valid",
+        self.cache: TTLCache = TTLCache(
+            "savedmodel",
+            ttl_for=lambda report: report_ttl(report, config),
+            weigh=report_size,
+            max_bytes=CHECK_CACHE_BYTES,
+            workers=MAX_CONCURRENT_CHECKS,
+            max_pending=MAX_PENDING_CHECKS,
         )
         self._on_check = on_check or (lambda report: None)
         self._on_lookup = on_lookup or (lambda how: None)
@@ -81,25 +90,46 @@ class ModelVerifier:
         from savedmodel import VersionPolicy
 
         library_policy = VersionPolicy(kind=policy.kind, count=policy.count, versions=policy.versions)
-        key = (endpoint, base_path, str(library_policy))
+        key = digest(endpoint.url, base_path, str(library_policy))
 
-        def compute():
-            report = self._checker(endpoint).verify(base_path, library_policy, deadline=deadline)
+        def compute(flight_deadline: float):
+            report = self._checker(endpoint).verify(base_path, library_policy, deadline=flight_deadline)
             self._on_check(report)
             return report
 
-        report, how = self._cache.get_or_compute(
-            key, compute, wait_timeout=max(deadline - time.monotonic(), 0.0)
+        report, how = self.cache.get_or_compute(
+            key, compute, deadline=deadline, budget=self._config.check_budget_seconds
         )
         self._on_lookup(how)
         return Verified(_verdict(report), report, how)
 
     def clear(self) -> None:
-        self._cache.clear()
+        self.cache.clear()
 
 
 def _verdict(report) -> str:
     return getattr(report.verdict, "value", str(report.verdict))
+
+
+def report_ttl(report, config: WebhookConfig) -> float:
+    """Valid: the TTL; invalid: the negative TTL; cannot verify: briefly for a storage failure, never when
+    the check ran out of time (that says nothing about the storage)."""
+    verdict = _verdict(report)
+    if verdict == "valid":
+        return config.cache_ttl_seconds
+    if verdict == "invalid":
+        return config.negative_cache_ttl_seconds
+    if report.error_kind == "timed-out":
+        return 0.0
+    return min(config.negative_cache_ttl_seconds, UNVERIFIABLE_TTL_SECONDS)
+
+
+def report_size(report) -> int:
+    """An estimate of the bytes a report holds (its listings dominate)."""
+    size = 512 + sum(len(name) + 64 for name in report.ignored) + 256 * len(report.problems)
+    for version in report.versions:
+        size += 400 + 200 * len(getattr(version, "files", ()) or ()) + 400 * len(version.reasons)
+    return size
 
 
 def resolve_endpoint(
@@ -125,7 +155,7 @@ def resolve_endpoint(
             )
         return config.default_s3_endpoint, None
     try:
-        return config.allowed_s3_endpoints.match(url), None
+        endpoint = config.allowed_s3_endpoints.match(url)
     except EndpointError as exc:
         shown = clip(container.env.get("S3_ENDPOINT", url), 60)
         return None, CheckResult.failed(
@@ -133,6 +163,16 @@ def resolve_endpoint(
             f'S3_ENDPOINT {shown} of container "{container.name}" is refused: {clip(str(exc), 90)}; use '
             f"an allowed endpoint ({config.allowed_s3_endpoints.describe(2)})",
         )
+    # Allowed once normalised; but TF Serving uses the text as written, so it must be that endpoint exactly.
+    raw = container.env.get(ENDPOINT_VARIABLE, "")
+    problem = endpoint_text_problem(raw)
+    if problem:
+        return None, CheckResult.failed(
+            NAME,
+            f'S3_ENDPOINT {clip(repr(raw[:80]), 64)} of container "{container.name}" {problem}; TF '
+            f"Serving uses the value as written: write {endpoint.url.partition('//')[2]}",
+        )
+    return endpoint, None
 
 
 def check(
@@ -143,6 +183,7 @@ def check(
             NAME,
             f'cannot tell what container "{container.name}" loads: {container.unresolved[0]}',
             "on_unresolved",
+            transient=container.transient,
         )
     targets, stop = _targets(container, config)
     if stop is not None:
@@ -154,22 +195,25 @@ def check(
         if label_problem:
             return CheckResult.failed(NAME, label_problem)
         if time.monotonic() >= deadline:
-            return _cannot_verify(model, "out of time before the check started")
+            return _cannot_verify(model, "out of time before the check started", transient=True)
         try:
             verified = verifier.verify(endpoint, model.base_path, model.policy, deadline)
-        except ValueError as exc:  # malformed s3:// path (the library's only exception)
+        except ValueError as exc:  # a path no S3 request could be made for (the library's only exception)
             return CheckResult.failed(
                 NAME,
                 f'model "{model.name}" has base_path {clip(model.base_path, 90)}: '
-                f"{clip(str(exc), 80)}; use s3://BUCKET/PREFIX",
+                f"{clip(str(exc), 100)}; use s3://BUCKET/PREFIX",
             )
+        except Busy:
+            return _cannot_verify(model, "too many checks are running; retry", transient=True)
         except TimeoutError:
-            return _cannot_verify(model, "an identical check did not finish in time")
+            return _cannot_verify(model, "the check did not finish before this request's deadline", True)
         report = verified.report
         if verified.how == "miss":
             requests += report.stats.requests
         if verified.verdict == "cannot-verify":
-            return _cannot_verify(model, report.error or "storage did not answer")
+            timed_out = report.error_kind == "timed-out"
+            return _cannot_verify(model, report.error or "storage did not answer", transient=timed_out)
         if verified.verdict == "invalid":
             return CheckResult.failed(NAME, invalid_message(model, report))
         label_problem = _label_loaded_problem(model, report)
@@ -233,11 +277,12 @@ def _sync_problem(model: ServedModel, sources: tuple[SyncSource, ...]) -> str:
     return ""
 
 
-def _cannot_verify(model: ServedModel, why: str) -> CheckResult:
+def _cannot_verify(model: ServedModel, why: str, transient: bool = False) -> CheckResult:
     return CheckResult.undecided(
         NAME,
         f'cannot verify model "{model.name}" at {clip(model.base_path, 90)}: {clip(why, 100)}',
         "on_unverifiable",
+        transient=transient,
     )
 
 
