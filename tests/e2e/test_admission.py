@@ -286,6 +286,16 @@ def test_the_webhook_service_account_can_get_configmaps_and_nothing_else(e2e):
     assert secrets.returncode == 1 and "(Forbidden)" in secrets.stderr
 
 
+def wait_established(e2e, crd: str, timeout: float = 60.0) -> None:
+    """Until the API server serves the CRD. (`kubectl wait --for=condition=Established` fails instead of
+    waiting while a new CRD has no status conditions yet.)"""
+    jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+    deadline = time.monotonic() + timeout
+    while e2e.kubectl("get", f"crd/{crd}", "-o", f"jsonpath={jsonpath}").stdout != "True":
+        assert time.monotonic() < deadline, f"{crd} not established after {timeout:.0f} s"
+        time.sleep(0.2)
+
+
 def test_every_generated_manifest_is_accepted_by_the_api_server(e2e):
     """Strict server-side field validation of each environment's whole tree (models, webhook, Argo CD
     Applications against Argo CD's CRDs), as a server dry run. TF Serving Deployments are left to the tests
@@ -294,9 +304,8 @@ def test_every_generated_manifest_is_accepted_by_the_api_server(e2e):
     crds = [*upstream.glob("argo-cd/*-crd.yaml"), *upstream.glob("prometheus-operator/*rules*.yaml")]
     for crd in sorted(crds):
         e2e.kubectl("apply", "--server-side", "-f", str(crd), check=True)
-    established = e2e.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                              "crd/applications.argoproj.io", "crd/prometheusrules.monitoring.coreos.com")
-    assert established.returncode == 0, established.stderr
+    for crd in ("applications.argoproj.io", "prometheusrules.monitoring.coreos.com"):
+        wait_established(e2e, crd)
     for environment in ENVIRONMENTS:
         tree = documents(e2e.kubectl("kustomize", str(e2e.overlays / environment), check=True).stdout)
         argocd = documents(e2e.kubectl("kustomize", str(e2e.overlays / environment / "_argocd"),
