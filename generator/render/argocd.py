@@ -44,7 +44,9 @@ def _application(
     }
     if finalizer:
         # Deleting the Application (a model removed from the catalogue) deletes what it deployed.
-        metadata["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
+        # Foreground cascading deletion, as the bare name means, but domain-qualified with a path: the API
+        # server warns about the bare name (found by the e2e tests against kube-apiserver 1.37).
+        metadata["finalizers"] = ["resources-finalizer.argocd.argoproj.io/foreground"]
     return {
         "apiVersion": ARGOCD_API,
         "kind": "Application",
