@@ -124,7 +124,10 @@ class SeaweedFS:
         args = [weed, "mini", f"-dir={self.workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-master.volumeSizeLimitMB={VOLUME_SIZE_LIMIT_MB}", f"-volume.max={VOLUME_SLOTS}"]
         args += [f"-{flag}={port}" for flag, port in self.ports.items()]
-        env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+        # TMPDIR: weed writes its log files there and leaves a scratch directory of empty volumes at every
+        # start; in the workdir both go when the server does.
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+                   TMPDIR=str(self.workdir))
         self._log = self.workdir / "weed.log"
         with open(self._log, "wb") as log:
             self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -161,6 +164,14 @@ class SeaweedFS:
         self._proc = None
         if self._own_dir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def diagnosis(self, lines: int = 40) -> str:
+        """The last warnings and errors weed logged, for a failure message (the workdir goes on stop)."""
+        if self.workdir is None:
+            return "(not started)"
+        found = [line for path in sorted(self.workdir.glob("weed.*.log.*")) if ".INFO." not in path.name
+                 for line in path.read_text(errors="replace").splitlines()[4:]]
+        return "\n".join(found[-lines:]) or "(weed logged no warnings)"
 
     @property
     def pid(self) -> int | None:
