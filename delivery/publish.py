@@ -102,7 +102,7 @@ class PublishResult:
     plan: PublishPlan
     report: ModelReport  # `verify` of the new version over S3
     seconds: float
-    incomplete_seconds: float  # how long the numbered directory was listed without saved_model.pb
+    incomplete_seconds: float  # at most this long was the numbered directory listed without saved_model.pb
 
 
 class Publisher:
@@ -186,6 +186,7 @@ class Publisher:
                 )
                 pairs = [(f.source, plan.key(f.path)) for f in files]
                 run.uploads = transfers.begin_uploads(pairs, self.part_size)
+                _check_unchanged(files, run.uploads)
                 transfers.send_parts([f.source for f in files], run.uploads)
                 self._check_still_free(plan)
                 last = [f.path for f in files if f.path in LAST]
@@ -285,6 +286,14 @@ def choose_version(existing: dict[int, tuple[str, ...]], requested: int | None) 
     padded = [name for name in names if len(name) > 1 and name.startswith("0")]
     width = max((len(name) for name in padded), default=0)
     return number, str(number).zfill(width)
+
+
+def _check_unchanged(files: list[LocalFile], uploads: list[Upload]) -> None:
+    for local, upload in zip(files, uploads, strict=True):
+        if upload.size != local.size:
+            raise TransferError(
+                f"{local.source} changed since it was checked: {upload.size} bytes, not {local.size}"
+            )
 
 
 def _failure(exc: BaseException, leftovers: tuple[str, ...]) -> BaseException:
