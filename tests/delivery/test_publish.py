@@ -213,6 +213,19 @@ def test_failure_while_sending_parts_shows_nothing_and_aborts_every_upload(
     assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
 
 
+def test_a_file_changed_since_the_check_fails_and_writes_nothing(store, client, s3_bucket, sharded):
+    pub = publisher(store)
+    plan = pub.plan(sharded, f"s3://{s3_bucket}/m")
+    with open(sharded / "variables" / "variables.index", "ab") as index:
+        index.write(b"appended after the check")
+    with pytest.raises(PublishFailed) as failed:
+        pub.publish(plan)
+    assert failed.value.kind == "mismatch"
+    assert "variables.index changed since it was checked" in failed.value.message
+    assert keys(client, s3_bucket) == []
+    assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
 def test_dry_run_plans_without_writing(store, client, s3_bucket):
     plan = publisher(store).plan(HALF_PLUS_TWO, f"s3://{s3_bucket}/m")
     assert plan.version_url == f"s3://{s3_bucket}/m/1/"
