@@ -5,32 +5,29 @@ seeing it half-uploaded.
    an invalid one with every reason.
 2. List the base path; pick the version (highest existing + 1, zero-padded like the existing names, or the
    one asked for) and refuse one that exists.
-3. Upload every file under BASE/.tfs-publish-<version>-<random>/: a name TF Serving does not parse as a
-   version, so it never looks inside. Large files go in parallel parts; all files at once.
-4. Check the version is still free (another publish may have raced us), then server-side copy into
-   BASE/<version>/: every other file first, saved_model.pb last. TF Serving (and the contract) only takes a
-   directory for a SavedModel once saved_model.pb is there, and by then everything else is. S3 has no
-   atomic rename: between the first copy and the last the numbered directory exists without
-   saved_model.pb, for the time of a server-side copy rather than of an upload.
-5. Check what landed (size and ETag of every object), then `verify` the new version over S3.
-6. Delete the staging prefix. On any failure after step 4 began, the numbered directory is removed again,
-   saved_model.pb first; the staging prefix always goes.
+3. Begin a multipart upload to every file's final key under BASE/<version>/ (a small file is one part) and
+   send every part, all files at once. An upload in progress is in the server's multipart-upload store:
+   no listing, HEAD or GET shows it, so TF Serving sees nothing yet. No data is ever copied.
+4. Check the version is still free (another publish may have raced us), then complete the uploads: every
+   other file first, each checked (size, ETag), saved_model.pb(txt) last. A completion makes one object
+   appear whole; TF Serving (and the contract) only takes a directory for a SavedModel once saved_model.pb
+   is there, and by then everything else is. Between the first completion and the last the numbered
+   directory exists without saved_model.pb, for the time of the completions (metadata operations).
+5. `verify` the new version over S3.
+On any failure the open uploads are aborted and the numbered directory is removed again, saved_model.pb
+first.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
 import time
-import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from rulebook.policy import VersionPolicy
 from rulebook.s3 import S3Path
-from rulebook.sync import PUBLISH_STAGING_PREFIX
 from savedmodel import contract
 from savedmodel.checker import SavedModelChecker
 from savedmodel.evaluate import DEFAULT_TAGS
@@ -39,18 +36,9 @@ from savedmodel.local import LocalBaseTree, check_local_version
 from savedmodel.report import ModelReport, Verdict, VersionReport
 from savedmodel.storage import NoSuchBucket, NoSuchKey, S3Store, StorageError
 
-from .transfer import (
-    COPY_LIMIT,
-    PART_SIZE,
-    TransferError,
-    Transfers,
-    Uploaded,
-    multipart_etag,
-    plain_md5,
-    wait_all,
-)
+from .transfer import PART_SIZE, TransferError, Transfers, Upload, wait_all
 
-LAST = (contract.SAVED_MODEL_PBTXT, contract.SAVED_MODEL_PB)  # copied last, pb the very last
+LAST = (contract.SAVED_MODEL_PBTXT, contract.SAVED_MODEL_PB)  # completed last, pb the very last
 Notify = Callable[[str], None]
 
 
@@ -88,7 +76,6 @@ class PublishPlan:
     files: tuple[LocalFile, ...]
     local_report: VersionReport
     existing: tuple[str, ...]  # version directory names already there, highest first
-    staging_name: str  # the staging directory's name under the base path
 
     @property
     def bytes(self) -> int:
@@ -98,8 +85,16 @@ class PublishPlan:
     def version_url(self) -> str:
         return f"{self.base}/{self.name}/"
 
-    def key(self, relative: str, directory: str | None = None) -> str:
-        return f"{self.base.child(directory or self.name)}/{relative}"
+    @property
+    def version_prefix(self) -> str:
+        return f"{self.base.child(self.name)}/"
+
+    def key(self, relative: str) -> str:
+        return f"{self.version_prefix}{relative}"
+
+    def completion_order(self) -> list[LocalFile]:
+        """Every other file, then saved_model.pbtxt, then saved_model.pb."""
+        return sorted(self.files, key=lambda f: LAST.index(f.path) + 1 if f.path in LAST else 0)
 
 
 @dataclass(frozen=True)
@@ -107,6 +102,7 @@ class PublishResult:
     plan: PublishPlan
     report: ModelReport  # `verify` of the new version over S3
     seconds: float
+    incomplete_seconds: float  # at most this long was the numbered directory listed without saved_model.pb
 
 
 class Publisher:
@@ -116,14 +112,12 @@ class Publisher:
         *,
         jobs: int = 10,
         part_size: int = PART_SIZE,
-        copy_limit: int = COPY_LIMIT,
         notify: Notify | None = None,
         on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs
         self.part_size = part_size
-        self.copy_limit = copy_limit
         self._notify = notify or (lambda _: None)
         self._on_bytes = on_bytes
 
@@ -158,8 +152,7 @@ class Publisher:
                 [f"version {number} already exists ({names}); versions are never overwritten"]
             )
         existing = tuple(index.chosen_name(n) for n in index.numbers)
-        staging = f"{PUBLISH_STAGING_PREFIX}{name}-{uuid.uuid4().hex[:12]}"
-        return PublishPlan(local_dir, base, number, name, files, report, existing, staging)
+        return PublishPlan(local_dir, base, number, name, files, report, existing)
 
     def _check_local(self, local_dir: Path, signature: str | None, tags: frozenset[str]) -> VersionReport:
         if not local_dir.is_dir():
@@ -182,36 +175,31 @@ class Publisher:
 
     def publish(self, plan: PublishPlan) -> PublishResult:
         started = time.monotonic()
-        staging_prefix = f"{plan.base.child(plan.staging_name)}/"
-        version_prefix = f"{plan.base.child(plan.name)}/"
+        files = plan.completion_order()
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="publish") as pool:
             transfers = Transfers(self.store, plan.base.bucket, pool, self._on_bytes)
-            copy = _Copier(self, plan, transfers)
+            run = _Run(transfers)
             try:
                 self._notify(
-                    f"uploading {len(plan.files)} files ({plan.bytes:,} bytes) to s3://{plan.base.bucket}/"
-                    f"{staging_prefix} (TF Serving ignores it: not a version number)"
+                    f"uploading {len(files)} files ({plan.bytes:,} bytes) to {plan.version_url} as multipart "
+                    "uploads (no listing shows them until they are completed)"
                 )
-                self._notify(
-                    f"copying into {plan.version_url} on the server as each upload completes, "
-                    f"{' then '.join(f.path for f in copy.last)} last"
-                )
-                pairs = [(f.source, plan.key(f.path, plan.staging_name)) for f in plan.files]
-                transfers.upload_files(pairs, self.part_size, on_uploaded=copy.uploaded)
-                copy.finish()
+                pairs = [(f.source, plan.key(f.path)) for f in files]
+                run.uploads = transfers.begin_uploads(pairs, self.part_size)
+                _check_unchanged(files, run.uploads)
+                transfers.send_parts([f.source for f in files], run.uploads)
+                self._check_still_free(plan)
+                last = [f.path for f in files if f.path in LAST]
+                self._notify(f"completing the uploads, {' then '.join(last)} last")
+                incomplete_seconds = run.complete_all(len(files) - len(last))
                 report = self._verify(plan)
             except BaseException as exc:
-                copy.settle()
-                leftovers = self._roll_back(transfers, copy.copied, version_prefix)
-                leftovers += self._remove_staging(transfers, staging_prefix)
+                leftovers = self._roll_back(run, plan.version_prefix)
                 failure = _failure(exc, leftovers)
                 if failure is exc:
                     raise
                 raise failure from exc
-            leftovers = self._remove_staging(transfers, staging_prefix)
-            if leftovers:
-                self._notify(f"could not remove the staging prefix: {', '.join(leftovers)}")
-        return PublishResult(plan, report, time.monotonic() - started)
+        return PublishResult(plan, report, time.monotonic() - started, incomplete_seconds)
 
     def _check_still_free(self, plan: PublishPlan) -> None:
         children = list_children(self.store, plan.base.bucket, plan.base.prefix, deadline=None)
@@ -221,24 +209,6 @@ class Publisher:
                 [f"version {plan.number} appeared while uploading ({', '.join(taken)}): another publish?"]
             )
 
-    def _check_landed(
-        self, transfers: Transfers, key: str, local: LocalFile, staged: Uploaded, copy_etag: str | None
-    ) -> None:
-        size, etag = transfers.head(key)
-        url = f"s3://{transfers.bucket}/{key}"
-        if size != local.size:
-            raise TransferError(f"{url} holds {size} bytes, not the {local.size} of {local.source}")
-        if etag == staged.etag:
-            return
-        # Some servers give a copy its own ETag (AWS: the MD5 of a copy of a multipart object; SeaweedFS:
-        # ETags of its own for UploadPartCopy). Then compare content: the whole MD5 when the ETag is one,
-        # else read the copy back part by part against the part MD5s the upload got.
-        if plain_md5(etag) and _file_md5(local.source) == etag:
-            return
-        if _read_back_matches(transfers, key, staged):
-            return
-        raise TransferError(f"{url} has ETag {etag}, and its content does not match {local.source}")
-
     def _verify(self, plan: PublishPlan) -> ModelReport:
         policy = VersionPolicy("specific", versions=(plan.number,))
         checker = SavedModelChecker(self.store.settings, store=self.store)
@@ -247,92 +217,65 @@ class Publisher:
             reasons = [r for v in report.selected for r in v.reasons] + list(report.problems)
             if report.error:
                 raise StorageError(report.error_kind or "unreachable", report.error)
-            raise TransferError(f"{plan.version_url} does not verify after the copy: {'; '.join(reasons)}")
+            raise TransferError(f"{plan.version_url} does not verify once uploaded: {'; '.join(reasons)}")
         self._notify(f"verified {plan.version_url}: valid")
         return report
 
-    def _roll_back(self, transfers: Transfers, copied: list[str], version_prefix: str) -> tuple[str, ...]:
-        """Remove the numbered directory: saved_model.pb first, so no reader sees it with files missing."""
+    def _roll_back(self, run: _Run, version_prefix: str) -> tuple[str, ...]:
+        """Abort the open uploads, then remove the numbered directory: saved_model.pb first, so no reader
+        sees it with files missing."""
+        transfers = run.transfers
+        leftovers = []
+        for upload in run.open_uploads():
+            try:
+                transfers.abort(upload)
+            except StorageError:
+                leftovers.append(
+                    f"the unfinished multipart upload of s3://{transfers.bucket}/{upload.key} (upload id "
+                    f"{upload.upload_id}; no listing shows it)"
+                )
+        if not run.attempted:
+            return tuple(leftovers)  # nothing of ours is visible; what is there (another publish?) stays
         try:
-            keys = sorted(set(copied) | set(transfers.keys_under(version_prefix)))
+            keys = sorted(set(run.attempted))
             last = [k for k in keys if k.rsplit("/", 1)[-1] in LAST]
             for key in sorted(last, key=lambda k: k.endswith(contract.SAVED_MODEL_PB), reverse=True):
                 transfers.delete([key])
             transfers.delete_tree(version_prefix, [k for k in keys if k not in last])
-            if keys:
-                self._notify(f"removed the partial s3://{transfers.bucket}/{version_prefix} again")
-            return ()
+            self._notify(f"removed the partial s3://{transfers.bucket}/{version_prefix} again")
         except StorageError:
-            return (f"s3://{transfers.bucket}/{version_prefix}",)
-
-    def _remove_staging(self, transfers: Transfers, staging_prefix: str) -> tuple[str, ...]:
-        try:
-            transfers.abort_uploads(staging_prefix)
-            transfers.delete_tree(staging_prefix)
-            return ()
-        except StorageError:
-            return (f"s3://{transfers.bucket}/{staging_prefix}",)
+            leftovers.append(f"s3://{transfers.bucket}/{version_prefix}")
+        return tuple(leftovers)
 
 
-class _Copier:
-    """Server-side copies into the version directory, started as each staged upload completes (the copy
-    of one file overlaps the upload of the next); saved_model.pb(txt), and files above the copy limit,
-    whose parts need the pool, are copied from the calling thread once everything else has landed. The
-    version is checked to be still free before the first copy."""
+class _Run:
+    """The uploads of one publish: which were completed, and which keys may exist (their completion was
+    at least attempted)."""
 
-    def __init__(self, publisher: Publisher, plan: PublishPlan, transfers: Transfers) -> None:
-        self.publisher = publisher
-        self.plan = plan
+    def __init__(self, transfers: Transfers) -> None:
         self.transfers = transfers
-        self.copied: list[str] = []
-        self.staged: dict[str, Uploaded] = {}
-        self.by_key = {plan.key(f.path, plan.staging_name): f for f in plan.files}
-        self.last = sorted((f for f in plan.files if f.path in LAST), key=lambda f: LAST.index(f.path))
-        self._futures: list[Future] = []
-        self._lock = threading.Lock()
-        self._free: BaseException | bool | None = None
+        self.uploads: list[Upload] = []
+        self.attempted: list[str] = []
+        self.completed: set[str] = set()
 
-    def uploaded(self, result: Uploaded) -> None:
-        """A file landed in the staging prefix (called on a pool thread)."""
-        local = self.by_key[result.key]
-        if result.size != local.size:
-            raise TransferError(
-                f"s3://{self.plan.base.bucket}/{result.key}: {result.size} bytes, not {local.size}"
-            )
-        with self._lock:
-            self.staged[local.path] = result
-        if local.path not in LAST and local.size <= self.publisher.copy_limit:
-            self._futures.append(self.transfers.pool.submit(self._copy, local))
+    def complete_all(self, first: int) -> float:
+        """Complete the uploads in order: the `first` ones in parallel, each checked, then the rest (the
+        saved_model files) one by one. Returns the seconds from the first completion to the end of the
+        last: at most that long was the numbered directory listed without saved_model.pb."""
+        started = time.monotonic()
+        wait_all([self.transfers.pool.submit(self._complete, u) for u in self.uploads[:first]])
+        for upload in self.uploads[first:]:
+            self._complete(upload)
+        return time.monotonic() - started
 
-    def finish(self) -> None:
-        wait_all(self._futures)
-        later = [f for f in self.plan.files if f.path not in LAST and f.size > self.publisher.copy_limit]
-        for local in later + self.last:
-            self._copy(local)
+    def _complete(self, upload: Upload) -> None:
+        self.attempted.append(upload.key)
+        self.transfers.complete(upload)
+        self.completed.add(upload.key)
 
-    def settle(self) -> None:
-        """After a failure: let copies in flight end (their keys are in `copied`) before the rollback."""
-        wait(self._futures)
-
-    def _ensure_free(self) -> None:
-        with self._lock:
-            if self._free is None:
-                try:
-                    self.publisher._check_still_free(self.plan)
-                    self._free = True
-                except BaseException as exc:
-                    self._free = exc
-            if isinstance(self._free, BaseException):
-                raise self._free
-
-    def _copy(self, local: LocalFile) -> None:
-        self._ensure_free()
-        staged = self.staged[local.path]
-        key = self.plan.key(local.path)
-        with self._lock:
-            self.copied.append(key)
-        etag = self.transfers.copy(staged.key, key, local.size, self.publisher.copy_limit)
-        self.publisher._check_landed(self.transfers, key, local, staged, etag)
+    def open_uploads(self) -> list[Upload]:
+        """Uploads not known to be completed (one whose completion failed may still be open)."""
+        return [u for u in self.uploads if u.key not in self.completed]
 
 
 def choose_version(existing: dict[int, tuple[str, ...]], requested: int | None) -> tuple[int, str]:
@@ -345,23 +288,12 @@ def choose_version(existing: dict[int, tuple[str, ...]], requested: int | None) 
     return number, str(number).zfill(width)
 
 
-def _file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_back_matches(transfers: Transfers, key: str, staged: Uploaded) -> bool:
-    if not staged.part_etags:
-        data_md5 = hashlib.md5(transfers.read_range(key, 0, staged.size), usedforsecurity=False)
-        return plain_md5(staged.etag) and data_md5.hexdigest() == staged.etag
-    etags = []
-    for start in range(0, staged.size, staged.part_size):
-        end = min(start + staged.part_size, staged.size)
-        etags.append(hashlib.md5(transfers.read_range(key, start, end), usedforsecurity=False).hexdigest())
-    return tuple(etags) == staged.part_etags and multipart_etag(etags) == staged.etag
+def _check_unchanged(files: list[LocalFile], uploads: list[Upload]) -> None:
+    for local, upload in zip(files, uploads, strict=True):
+        if upload.size != local.size:
+            raise TransferError(
+                f"{local.source} changed since it was checked: {upload.size} bytes, not {local.size}"
+            )
 
 
 def _failure(exc: BaseException, leftovers: tuple[str, ...]) -> BaseException:

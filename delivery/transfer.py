@@ -1,5 +1,6 @@
 """Object transfers over `savedmodel.storage.S3Store` (one retry policy, one error classification):
-parallel multipart uploads from files, server-side copies, parallel ranged downloads streamed to disk.
+parallel multipart uploads from files, completed only when the caller says so, and parallel ranged
+downloads streamed to disk.
 
 Memory stays bounded whatever the object size: uploads read each part from its file while sending it
 (`FileSlice`), downloads write each range to its offset as it arrives, in `CHUNK` pieces.
@@ -35,11 +36,9 @@ from savedmodel.storage import S3Store, StorageError
 MiB = 1024 * 1024
 PART_SIZE = 8 * MiB  # as boto3's upload_file/download_file
 MAX_PARTS = 10_000  # S3's limit per multipart upload
-COPY_LIMIT = 5 * 1024 * MiB  # CopyObject's maximum: larger objects are copied part by part
-COPY_PART_SIZE = 512 * MiB
 CHUNK = 1 * MiB  # read/write granularity of downloads
-COPY_READ_TIMEOUT = 600.0  # a server-side copy answers only when it is done
 _PLAIN_MD5 = re.compile(r"\A[0-9a-f]{32}\Z")
+_ONE_PART = re.compile(r"\A([0-9a-f]{32})-1\Z")
 
 OnBytes = Callable[[int], None]
 
@@ -48,27 +47,23 @@ class TransferError(Exception):
     """What landed is not what was sent (a size or ETag mismatch): never retried, never accepted."""
 
 
-@dataclass(frozen=True)
-class Uploaded:
-    key: str
-    size: int
-    etag: str  # without quotes
-    part_size: int = 0  # 0: a single PutObject
-    part_etags: tuple[str, ...] = ()  # the MD5 of each part as the server computed it
-
-
 @dataclass
-class _Multipart:
+class Upload:
+    """A multipart upload to its final key. Until it is completed no listing, HEAD or GET shows the key:
+    only ListMultipartUploads does."""
+
     key: str
     upload_id: str
     size: int
     part_size: int
-    etags: dict[int, str] = field(default_factory=dict)
-    completed: bool = False
+    etags: dict[int, str] = field(default_factory=dict)  # part number -> the part's ETag, unquoted
 
     @property
     def parts(self) -> int:
-        return -(-self.size // self.part_size)
+        return max(1, -(-self.size // self.part_size))  # an empty file is one empty part
+
+    def part_etags(self) -> list[str]:
+        return [self.etags[n] for n in range(1, self.parts + 1)]
 
 
 @dataclass(frozen=True)
@@ -94,6 +89,17 @@ def multipart_etag(part_etags: Iterable[str]) -> str:
     etags = list(part_etags)
     digest = hashlib.md5(b"".join(binascii.unhexlify(e) for e in etags), usedforsecurity=False)
     return f"{digest.hexdigest()}-{len(etags)}"
+
+
+def md5_of_whole(etag: str | None) -> Callable[[bytes], bool] | None:
+    """For an ETag that determines the MD5 of the whole object, a test of a finished MD5 digest against it;
+    None for an ETag that does not (more than one part, or not MD5-based)."""
+    if plain_md5(etag):
+        return lambda digest: digest.hex() == etag
+    one_part = _ONE_PART.match(etag or "")
+    if one_part:
+        return lambda digest: hashlib.md5(digest, usedforsecurity=False).hexdigest() == one_part.group(1)
+    return None
 
 
 def unquote(etag: str | None) -> str | None:
@@ -163,76 +169,44 @@ class Transfers:
 
     # -- uploads ----------------------------------------------------------------------------------------
 
-    def upload_files(
-        self,
-        files: list[tuple[Path, str]],
-        part_size: int = PART_SIZE,
-        on_uploaded: Callable[[Uploaded], None] | None = None,
-    ) -> list[Uploaded]:
-        """Upload (local path, key) pairs: small files in one PutObject, large ones in parallel parts;
-        all at once on the pool, in order, so files complete one after the other. `on_uploaded` is called
-        (on a pool thread) as each file completes. On failure every multipart upload begun here is
-        aborted."""
-        futures: list[Future] = []
-        multipart: dict[str, _Multipart] = {}
-        done: dict[str, Uploaded] = {}
-        lock = threading.Lock()
-
-        def finished(result: Uploaded) -> None:
-            with lock:
-                done[result.key] = result
-            if on_uploaded is not None:
-                on_uploaded(result)
-
-        def part_done(upload: _Multipart, number: int, etag: str) -> None:
-            with lock:
-                upload.etags[number] = etag
-                complete = len(upload.etags) == upload.parts
-            if complete:
-                etags = [upload.etags[n] for n in sorted(upload.etags)]
-                finished(self._complete(upload.key, upload.upload_id, upload.size, upload.part_size, etags))
-                with lock:
-                    upload.completed = True
-
+    def begin_uploads(self, files: list[tuple[Path, str]], part_size: int = PART_SIZE) -> list[Upload]:
+        """Begin a multipart upload for every (local path, key) pair, in parallel. Every file goes this way,
+        a small one as a single part (the last part of an upload may have any size, even 0), so nothing is
+        visible under any key until `complete`. On failure the uploads begun are aborted (they hold no
+        parts yet)."""
+        begun: list[Future] = []
         try:
             for path, key in files:
-                size = path.stat().st_size
-                size_of_parts = part_size_for(size, part_size)
-                if size <= size_of_parts:
-                    futures.append(
-                        self.pool.submit(lambda p=path, k=key, n=size: finished(self._put(p, k, n)))
-                    )
-                    continue
-                upload = _Multipart(key, self._create_multipart(key), size, size_of_parts)
-                multipart[key] = upload
-                for number, start in enumerate(range(0, size, size_of_parts), start=1):
-                    length = min(size_of_parts, size - start)
-                    futures.append(
-                        self.pool.submit(self._upload_part, path, upload, number, start, length, part_done)
-                    )
-            wait_all(futures)
-            return [done[key] for _, key in files]
-        finally:
-            for upload in multipart.values():
-                if not upload.completed:
-                    self._abort_quietly(upload.key, upload.upload_id)
+                begun.append(self.pool.submit(self._begin, key, path.stat().st_size, part_size))
+            wait_all(begun)
+            return [future.result() for future in begun]
+        except BaseException:
+            for future in begun:
+                if future.done() and future.exception() is None:
+                    with contextlib.suppress(StorageError):
+                        self.abort(future.result())
+            raise
 
-    def _put(self, path: Path, key: str, size: int):
-        def put(client):
-            with FileSlice(path, 0, size) as body:
-                return client.put_object(Bucket=self.bucket, Key=key, Body=body)
+    def send_parts(self, files: list[Path], uploads: list[Upload]) -> None:
+        """Send every part of every upload from its file, all at once on the pool, file after file."""
+        wait_all(
+            [
+                self.pool.submit(self._upload_part, path, upload, number)
+                for path, upload in zip(files, uploads, strict=True)
+                for number in range(1, upload.parts + 1)
+            ]
+        )
 
-        response = self.store.call(put, f"upload {self._url(key)}")
-        self._progress(size)
-        return Uploaded(key, size, unquote(response["ETag"]))
-
-    def _create_multipart(self, key: str) -> str:
+    def _begin(self, key: str, size: int, part_size: int) -> Upload:
         response = self.store.call(
             lambda c: c.create_multipart_upload(Bucket=self.bucket, Key=key), f"upload {self._url(key)}"
         )
-        return response["UploadId"]
+        return Upload(key, response["UploadId"], size, part_size_for(size, part_size))
 
-    def _upload_part(self, path: Path, upload: _Multipart, number: int, start: int, length: int, part_done):
+    def _upload_part(self, path: Path, upload: Upload, number: int) -> None:
+        start = (number - 1) * upload.part_size
+        length = min(upload.part_size, upload.size - start)
+
         def send(client):
             with FileSlice(path, start, length) as body:
                 return client.upload_part(
@@ -245,86 +219,48 @@ class Transfers:
 
         response = self.store.call(send, f"upload part {number} of {self._url(upload.key)}")
         self._progress(length)
-        part_done(upload, number, unquote(response["ETag"]))
+        upload.etags[number] = unquote(response["ETag"])
 
-    def _complete(
-        self, key: str, upload_id: str, size: int, part_size: int, part_etags: list[str]
-    ) -> Uploaded:
-        listing = {"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in enumerate(part_etags, 1)]}
+    def complete(self, upload: Upload) -> str:
+        """Complete an upload (the object appears whole, at once) and check it: HEAD gives the size of the
+        file and the ETag S3 defines for the parts the server acknowledged (RGW 16 answers the completion
+        without an ETag). Returns the ETag; TransferError when what landed differs."""
+        etags = upload.part_etags()
+        listing = {"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in enumerate(etags, 1)]}
         response = self.store.call(
             lambda c: c.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload=listing
+                Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id, MultipartUpload=listing
             ),
-            f"complete the upload of {self._url(key)}",
+            f"complete the upload of {self._url(upload.key)}",
         )
-        etags = tuple(part_etags)
-        etag = unquote(response.get("ETag")) or self.head(key)[1]  # Ceph RGW 16 answers without an ETag
-        if all(plain_md5(e) for e in etags) and etag != multipart_etag(etags):
+        size, etag = self.head(upload.key)
+        url = self._url(upload.key)
+        if size != upload.size:
+            raise TransferError(f"{url} holds {size} bytes, not the {upload.size} uploaded")
+        # Where parts have MD5 ETags the object's is defined by them; else (AWS with SSE-KMS, say) it must
+        # at least be the one the completion answered.
+        expected = unquote(response.get("ETag"))
+        if all(plain_md5(e) for e in etags):
+            expected = multipart_etag(etags)
+        if expected and etag != expected:
             raise TransferError(
-                f"{self._url(key)}: the server assembled ETag {etag}, not {multipart_etag(etags)} from the "
-                "parts it acknowledged"
+                f"{url}: the server assembled ETag {etag}, not {expected} from the parts it acknowledged"
             )
-        return Uploaded(key, size, etag, part_size, etags)
+        return etag
 
-    def _abort_quietly(self, key: str, upload_id: str) -> None:
-        with contextlib.suppress(StorageError):  # the prefix's cleanup lists and aborts what is left
-            self.store.call(
-                lambda c: c.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id),
-                f"abort the upload of {self._url(key)}",
-            )
-
-    # -- server-side copies -------------------------------------------------------------------------------
-
-    def copy(self, source: str, key: str, size: int, copy_limit: int = COPY_LIMIT) -> str:
-        """Server-side copy within the bucket; returns the new object's ETag. Objects above `copy_limit`
-        (CopyObject's 5 GiB) are copied part by part (UploadPartCopy), the parts in parallel."""
-        if size <= copy_limit:
-            response = self.store.call(
-                lambda c: c.copy_object(
-                    Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source}
-                ),
-                f"copy {self._url(source)} to {self._url(key)}",
-                read_timeout=COPY_READ_TIMEOUT,
-            )
-            return unquote(response["CopyObjectResult"]["ETag"])
-        upload_id = self._create_multipart(key)
+    def abort(self, upload: Upload) -> None:
+        """Abort an upload: its parts are stored (and billed) until then, though no listing shows them.
+        StorageError when the server would not."""
         try:
-            part = max(part_size_for(size, min(COPY_PART_SIZE, copy_limit)), 5 * MiB)
-            futures = [
-                self.pool.submit(
-                    self._copy_part, source, key, upload_id, number, start, min(part, size - start)
-                )
-                for number, start in enumerate(range(0, size, part), start=1)
-            ]
-            wait_all(futures)
-            parts = sorted(f.result() for f in futures)
-            listing = {"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in parts]}
-            response = self.store.call(
-                lambda c: c.complete_multipart_upload(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload=listing
+            self.store.call(
+                lambda c: c.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id
                 ),
-                f"complete the copy to {self._url(key)}",
+                f"abort the upload of {self._url(upload.key)}",
             )
-            upload_id = ""
-            return unquote(response.get("ETag")) or self.head(key)[1]
-        finally:
-            if upload_id:
-                self._abort_quietly(key, upload_id)
-
-    def _copy_part(self, source: str, key: str, upload_id: str, number: int, start: int, length: int):
-        response = self.store.call(
-            lambda c: c.upload_part_copy(
-                Bucket=self.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                CopySource={"Bucket": self.bucket, "Key": source},
-                CopySourceRange=f"bytes={start}-{start + length - 1}",
-            ),
-            f"copy part {number} of {self._url(source)} to {self._url(key)}",
-            read_timeout=COPY_READ_TIMEOUT,
-        )
-        return number, unquote(response["CopyPartResult"]["ETag"])
+        except StorageError as exc:
+            if "NoSuchUpload" not in exc.message:  # already completed or aborted
+                raise
 
     # -- small operations ---------------------------------------------------------------------------------
 
@@ -375,18 +311,6 @@ class Transfers:
             directories.update(prefix + "/".join(parts[: i + 1]) + "/" for i in range(len(parts)))
         self.delete(sorted(directories, key=lambda d: (-d.count("/"), d)))
 
-    def abort_uploads(self, prefix: str) -> None:
-        """Abort every unfinished multipart upload under `prefix` (their parts are stored, and billed)."""
-        response = self.store.call(
-            lambda c: c.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix),
-            f"list the unfinished uploads under {self._url(prefix)}",
-        )
-        for upload in response.get("Uploads", []) or []:
-            self._abort_quietly(upload["Key"], upload["UploadId"])
-
-    def read_range(self, key: str, start: int, end: int) -> bytes:
-        return self.store.get_range(self.bucket, key, start, end, deadline=None)
-
     # -- downloads ----------------------------------------------------------------------------------------
 
     def download_files(self, items: list[Download], part_size: int = PART_SIZE) -> None:
@@ -416,7 +340,7 @@ class Transfers:
                 os.close(fd)
 
     def _fetch(self, item: Download, fd: int, start: int, length: int, whole: bool) -> None:
-        check_md5 = whole and plain_md5(item.etag)
+        md5_matches = md5_of_whole(item.etag) if whole else None
 
         def fetch(client) -> int:
             kwargs = {"Bucket": self.bucket, "Key": item.key}
@@ -424,7 +348,7 @@ class Transfers:
                 kwargs["IfMatch"] = f'"{item.etag}"'
             if length:
                 kwargs["Range"] = f"bytes={start}-{start + length - 1}"
-            digest = hashlib.md5(usedforsecurity=False) if check_md5 else None
+            digest = hashlib.md5(usedforsecurity=False) if md5_matches else None
             written = 0
             if length == 0:
                 return 0
@@ -440,10 +364,10 @@ class Transfers:
                 raise TransferError(
                     f"{self._url(item.key)}: {written} bytes arrived for bytes {start}-{start + length - 1}"
                 )
-            if digest is not None and digest.hexdigest() != item.etag:
+            if digest is not None and not md5_matches(digest.digest()):
                 raise TransferError(
-                    f"{self._url(item.key)}: the MD5 of what arrived, {digest.hexdigest()}, is not its "
-                    f"ETag {item.etag}"
+                    f"{self._url(item.key)}: the MD5 of what arrived, {digest.hexdigest()}, does not match "
+                    f"its ETag {item.etag}"
                 )
             return written
 

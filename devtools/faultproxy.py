@@ -13,8 +13,8 @@ Faults (``kind``):
 - ``"slowdown"``: answer 503 with an S3 ``SlowDown`` error body; ``"403"``: 403 ``AccessDenied``;
   ``"500"``: 500 ``InternalError``. Nothing reaches the server.
 
-``match`` is a substring of the request target (path and query) selecting the affected requests; ``times``
-is how many requests to affect (None: every matching one).
+``match`` is a substring of the request target (path and query) selecting the affected requests, ``method``
+(e.g. ``"POST"``) narrows them further; ``times`` is how many requests to affect (None: every matching one).
 
 The Host header and every other request byte go upstream unchanged (SigV4 signs them), so the server checks
 the client's signature as usual. ``Expect: 100-continue`` (botocore sends it for uploads) is answered by the
@@ -52,6 +52,7 @@ class _Fault:
     seconds: float = 0.0
     match: str | None = None
     times: int | None = None
+    method: str | None = None
 
 
 @dataclass
@@ -132,13 +133,13 @@ class FaultProxy:
     # -- faults ------------------------------------------------------------------------------------
 
     def set_fault(self, kind: str | None, *, seconds: float = 0.0, match: str | None = None,
-                  times: int | None = None) -> None:
+                  times: int | None = None, method: str | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown fault {kind!r}; expected one of {KINDS}")
         if times is not None and times < 0:
             raise ValueError("times must be >= 0 or None")
         with self._lock:
-            self._fault = _Fault(kind, seconds, match, times)
+            self._fault = _Fault(kind, seconds, match, times, method)
 
     def _take_fault(self, method: str, target: str) -> _Fault | None:
         """Record the request and decide (atomically) whether a fault applies to it."""
@@ -146,6 +147,8 @@ class FaultProxy:
             self.requests.append((method, target))
             fault = self._fault
             if fault.kind is None or (fault.match is not None and fault.match not in target):
+                return None
+            if fault.method is not None and fault.method != method:
                 return None
             if fault.times is not None:
                 if fault.times <= 0:

@@ -21,8 +21,6 @@ PROGRAM = "tfs-gitops"
 SUBCOMMAND = "sync"
 HTTP_PORT = 8510  # /healthz, /readyz, /metrics of the sidecar (and of `tfs-gitops watch`)
 STAGING_PREFIX = ".tfs-sync-"  # a name safe_strto64 rejects: TF Serving never treats it as a version
-# `tfs-gitops publish` uploads under BASE/.tfs-publish-<version>-<random>/ before copying into BASE/<version>/
-PUBLISH_STAGING_PREFIX = ".tfs-publish-"
 DEFAULT_INTERVAL_SECONDS = 30
 
 

@@ -64,10 +64,11 @@ def test_publish_prints_each_step_and_refuses_overwrite(s3_env, s3_bucket, s3_se
         "regress_x2_to_y3, regress_x_to_y, regress_x_to_y2, serving_default)"
     )
     assert lines[1] == f"version 123 → {base}/123/ (no version there yet)"
-    assert re.fullmatch(
-        rf"uploading 4 files \(12,318 bytes\) to {base}/\.tfs-publish-123-[0-9a-f]{{12}}/ .*", lines[2]
+    assert lines[2] == (
+        f"uploading 4 files (12,318 bytes) to {base}/123/ as multipart uploads (no listing shows them until "
+        "they are completed)"
     )
-    assert lines[3] == f"copying into {base}/123/ on the server as each upload completes, saved_model.pb last"
+    assert lines[3] == "completing the uploads, saved_model.pb last"
     assert lines[4] == f"verified {base}/123/: valid"
     assert lines[5].startswith(f"published {base}/123/ (12,318 bytes in ")
     again = run("publish", str(HALF_PLUS_TWO), base, "--version", "123")

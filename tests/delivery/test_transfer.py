@@ -1,4 +1,5 @@
-"""Transfers: part sizes, multipart ETags, bounded-memory file slices; downloads tied to the listed ETag."""
+"""Transfers: part sizes, multipart ETags, bounded-memory file slices; uploads completed on request;
+downloads tied to the listed ETag."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from delivery.transfer import (
     Download,
     FileSlice,
     Transfers,
+    md5_of_whole,
     multipart_etag,
     part_size_for,
     plain_md5,
@@ -33,6 +35,16 @@ def test_multipart_etag_is_the_md5_of_the_part_md5s():
     expected = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + "-2"
     assert multipart_etag(md5s) == expected
     assert plain_md5(md5s[0]) and not plain_md5(expected) and not plain_md5(None)
+
+
+def test_which_etags_give_the_md5_of_the_whole_object():
+    body = b"saved_model.pb bytes"
+    digest = hashlib.md5(body).digest()
+    assert md5_of_whole(hashlib.md5(body).hexdigest())(digest)
+    assert md5_of_whole(multipart_etag([hashlib.md5(body).hexdigest()]))(digest)  # one part: "<md5>-1"
+    assert not md5_of_whole(multipart_etag([hashlib.md5(b"other").hexdigest()]))(digest)
+    assert md5_of_whole(multipart_etag(["0" * 32, "1" * 32])) is None  # two parts: not without part size
+    assert md5_of_whole(None) is None and md5_of_whole("not-an-md5") is None
 
 
 def test_file_slice_reads_only_its_range(tmp_path):
@@ -75,3 +87,25 @@ def test_an_object_replaced_since_the_listing_is_refused(store, client, s3_bucke
     with ThreadPoolExecutor(2) as pool, pytest.raises(StorageError) as refused:
         Transfers(store, s3_bucket, pool).download_files([Download("k", 12, listed, tmp_path / "k")])
     assert refused.value.kind == "precondition-failed"
+
+
+@pytest.mark.s3
+def test_uploads_show_nothing_until_completed_and_are_checked(store, client, s3_bucket, tmp_path):
+    big, small = tmp_path / "big", tmp_path / "small"
+    big.write_bytes(bytes(range(256)) * (4 * 4096 * 3))  # 12 MiB: three 5 MiB parts, the last 2 MiB
+    small.write_bytes(b"small object")
+    sent = []
+    with ThreadPoolExecutor(4) as pool:
+        transfers = Transfers(store, s3_bucket, pool, sent.append)
+        uploads = transfers.begin_uploads([(big, "m/1/big"), (small, "m/1/small")], part_size=5 * MiB)
+        transfers.send_parts([big, small], uploads)
+        assert [u.parts for u in uploads] == [3, 1] and sum(sent) == 12 * MiB + 12
+        assert client.list_objects_v2(Bucket=s3_bucket).get("Contents", []) == []
+        etags = [transfers.complete(u) for u in uploads]
+        assert etags == [multipart_etag(u.part_etags()) for u in uploads]
+        # The downloads check the one-part object's MD5 from its "<md5>-1" ETag as it streams.
+        pairs = zip(uploads, etags, strict=True)
+        got = [Download(u.key, u.size, e, tmp_path / "got" / u.key) for u, e in pairs]
+        transfers.download_files(got, part_size=5 * MiB)
+    assert (tmp_path / "got" / "m/1/big").read_bytes() == big.read_bytes()
+    assert (tmp_path / "got" / "m/1/small").read_bytes() == b"small object"

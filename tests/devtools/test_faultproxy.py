@@ -117,6 +117,12 @@ def test_match_selects_requests_by_path_and_query(proxy, s3_server, s3_bucket):
     with pytest.raises(ClientError):
         s3.list_objects_v2(Bucket=s3_bucket, Prefix="a/", Delimiter="/")
 
+    proxy.set_fault("500", match="variables.index", method="PUT")
+    assert s3.get_object(Bucket=s3_bucket, Key="a/1/variables/variables.index")["Body"].read() == b"ix"
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=s3_bucket, Key="a/1/variables/variables.index", Body=b"ix")
+    assert error_code(excinfo) == ("InternalError", 500)
+
     proxy.set_fault(None)
     s3.list_objects_v2(Bucket=s3_bucket, Prefix="a/", Delimiter="/")
 

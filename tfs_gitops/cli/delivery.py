@@ -103,8 +103,9 @@ def publish(
 
     LOCAL_DIR is one version directory (it holds saved_model.pb). It is checked against the SavedModel
     contract first; the version is the highest existing + 1 unless --version is given, zero-padded like
-    the existing ones, and never overwritten. Files are uploaded under a staging prefix TF Serving
-    ignores, then copied into the numbered directory with saved_model.pb last, checked and verified.
+    the existing ones, and never overwritten. Every file goes up as a multipart upload to its final key
+    (no listing shows it until it is completed); once every part has landed the uploads are completed,
+    saved_model.pb last, each checked, and the version verified.
     Exit 0 published, 1 refused (invalid model, version exists), 3 storage failure, 2 usage.
     """
     from delivery.publish import Publisher, PublishFailed, PublishRefused
