@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
 FIRST_WINDOW = 64 * 1024
@@ -81,6 +81,9 @@ class BytesSource:
     def read(self, offset: int, length: int) -> bytes:
         return self.data[offset : offset + length]
 
+    def window(self, offset: int, length: int) -> tuple[bytes, int]:
+        return self.data, 0
+
 
 class RangedSource:
     """Reads an object of known size through `fetch(start, end)` (end exclusive) in windows, caching them."""
@@ -119,15 +122,25 @@ class RangedSource:
         self._segments.append((offset, data))
         return data[: end - offset]
 
+    def window(self, offset: int, length: int) -> tuple[bytes, int]:
+        """(a cached segment, its offset) covering [offset, offset + length), fetched if need be."""
+        end = min(self.size, offset + length)
+        for start, data in self._segments:
+            if start <= offset and end <= start + len(data):
+                return data, start
+        return self.read(offset, length), offset
+
 
 # -- wire primitives --------------------------------------------------------------------------------------
 
 
-def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_varint(buf: bytes, pos: int, limit: int | None = None) -> tuple[int, int]:
+    """The varint at `pos` and the position after it; it must end before `limit` (default: the buffer)."""
+    limit = len(buf) if limit is None else limit
     result = 0
     shift = 0
     while True:
-        if pos >= len(buf):
+        if pos >= limit:
             raise WireError("a varint runs past the end of its message")
         byte = buf[pos]
         pos += 1
@@ -143,8 +156,7 @@ def signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):  # a tuple: one is made per field walked, and a walk makes hundreds
     number: int
     wire_type: int
     offset: int  # where the tag starts
@@ -153,36 +165,49 @@ class Field:
     value: int = 0  # for VARINT fields
 
 
+_HEAD = 22  # a tag and a varint (10 bytes each) always fit
+
+
 def iter_fields(
     src: ByteSource, start: int = 0, end: int | None = None, *, what: str = "message"
 ) -> Iterator[Field]:
     """The fields of the message occupying [start, end) of `src`, each checked to fit inside it."""
     end = src.size if end is None else end
     pos = start
+    whole = isinstance(src, BytesSource)  # then every byte is at hand: no windows
+    buf, base = (src.data, 0) if whole else (b"", 0)  # bytes of `src` from offset `base`
+    limit = min(end, len(buf))
     while pos < end:
-        head = src.read(pos, min(22, end - pos))
-        try:
-            tag, p = read_varint(head, 0)
-        except WireError:
-            raise WireError(
-                f"{what}: a field tag at offset {pos} is cut off by the end of the data"
-            ) from None
+        if not whole and (pos < base or base + len(buf) - pos < min(_HEAD, end - pos)):
+            buf, base = _window(src, pos, min(_HEAD, end - pos))
+            limit = min(end, base + len(buf)) - base
+        i = pos - base
+        if i < limit and buf[i] < 0x80:  # nearly every tag is one byte
+            tag, i = buf[i], i + 1
+        else:
+            try:
+                tag, i = read_varint(buf, i, limit)
+            except WireError:
+                raise WireError(
+                    f"{what}: a field tag at offset {pos} is cut off by the end of the data"
+                ) from None
         number, wire_type = tag >> 3, tag & 7
         if number == 0:
             raise WireError(f"{what}: invalid field number 0 at offset {pos}")
         if wire_type == VARINT:
+            value_start = base + i
             try:
-                value, q = read_varint(head, p)
+                value, i = read_varint(buf, i, limit)
             except WireError:
                 raise WireError(f"{what}: field {number} at offset {pos} is cut off") from None
-            yield Field(number, wire_type, pos, pos + p, pos + q, value)
-            pos += q
+            yield Field(number, wire_type, pos, value_start, base + i, value)
+            pos = base + i
         elif wire_type == LEN:
             try:
-                length, q = read_varint(head, p)
+                length, i = read_varint(buf, i, limit)
             except WireError:
                 raise WireError(f"{what}: the length of field {number} at offset {pos} is cut off") from None
-            value_start = pos + q
+            value_start = base + i
             value_end = value_start + length
             if value_end > end:
                 raise WireError(
@@ -193,12 +218,20 @@ def iter_fields(
             pos = value_end
         elif wire_type in (FIXED64, FIXED32):
             size = 8 if wire_type == FIXED64 else 4
-            if pos + p + size > end:
+            if base + i + size > end:
                 raise WireError(f"{what}: fixed-size field {number} at offset {pos} is cut off")
-            yield Field(number, wire_type, pos, pos + p, pos + p + size)
-            pos += p + size
+            yield Field(number, wire_type, pos, base + i, base + i + size)
+            pos = base + i + size
         else:
             raise WireError(f"{what}: unsupported wire type {wire_type} (field {number}) at offset {pos}")
+
+
+def _window(src: ByteSource, pos: int, length: int) -> tuple[bytes, int]:
+    """(bytes, their offset in `src`) covering at least [pos, pos + length)."""
+    window = getattr(src, "window", None)
+    if window is not None:
+        return window(pos, length)
+    return src.read(pos, length), pos
 
 
 def _read_small(src: ByteSource, f: Field, what: str) -> bytes:

@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 from botocore import UNSIGNED
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -32,6 +33,7 @@ from botocore.exceptions import (
 
 from rulebook.s3 import workload_endpoint
 
+from .s3reads import DirectReads, UnreadableAnswer
 from .trees import Meter, NoSuchBucket, NoSuchKey, StorageError, count, metering
 
 __all__ = ["Meter", "NoSuchBucket", "NoSuchKey", "S3Settings", "S3Store", "StorageError", "metering"]
@@ -131,25 +133,44 @@ class S3Store:
         self.read_timeout = read_timeout
         self.max_attempts = max_attempts
         self.max_connections = max_connections
-        self._clients: dict[tuple[float, float], Any] = {}
+        self._clients: dict[tuple[float, float], tuple[Any, DirectReads | None]] = {}
         self._session = (
             boto3.session.Session()
         )  # shared: a client from a new session costs ~70 ms, ~4 ms here
+        self._credentials: Any = None
         self._lock = threading.Lock()
         self._client(connect_timeout, read_timeout)  # now: a bad endpoint fails here, not mid-check
 
     # Clients are thread-safe; one per (connect, read) timeout pair, so a call close to the deadline gets
-    # socket timeouts that end before it.
+    # socket timeouts that end before it. Each comes with the direct reads through its HTTP session.
     def _client(self, connect: float, read: float):
+        return self._pair(connect, read)[0]
+
+    def _pair(self, connect: float, read: float) -> tuple[Any, DirectReads | None]:
         key = (_tenths_down(connect), _tenths_down(read))  # never longer than asked (except below 0.1 s)
         with self._lock:
-            client = self._clients.get(key)
-            if client is None:
+            pair = self._clients.get(key)
+            if pair is None:
                 if len(self._clients) > 32:
                     self._clients.clear()
                 client = self._make_client(*key)
-                self._clients[key] = client
-            return client
+                pair = (client, self._direct_reads(client))
+                self._clients[key] = pair
+            return pair
+
+    def _direct_reads(self, client) -> DirectReads | None:
+        s = self.settings
+        if s.endpoint_url is None:
+            return None  # AWS S3 itself: the boto3 client, whose region redirects it may need
+        if self._credentials is None and not s.anonymous:
+            # What the client signs with: the keys it was given, else the session's provider chain.
+            explicit = s.access_key is not None or s.secret_key is not None
+            self._credentials = (
+                Credentials(s.access_key, s.secret_key, s.session_token)
+                if explicit
+                else self._session.get_credentials()
+            )
+        return DirectReads(client, self._credentials, s.region, anonymous=s.anonymous)
 
     def _make_client(self, connect: float, read: float):
         s = self.settings
@@ -195,25 +216,43 @@ class S3Store:
         max_keys: int,
         deadline: float | None,
     ) -> dict:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
-        if delimiter:
-            kwargs["Delimiter"] = delimiter
-        if token:
-            kwargs["ContinuationToken"] = token
-        return self._call(lambda c: c.list_objects_v2(**kwargs), deadline, f"list s3://{bucket}/{prefix}")
+        """One ListObjectsV2 page (CommonPrefixes, Contents with Key/Size/ETag, IsTruncated,
+        NextContinuationToken)."""
+
+        def direct(reads: DirectReads) -> dict:
+            return reads.list_objects_v2(bucket, prefix, delimiter=delimiter, token=token, max_keys=max_keys)
+
+        def boto(client) -> dict:
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
+            if delimiter:
+                kwargs["Delimiter"] = delimiter
+            if token:
+                kwargs["ContinuationToken"] = token
+            return client.list_objects_v2(**kwargs)
+
+        return self._read(direct, boto, deadline, f"list s3://{bucket}/{prefix}")
 
     def get_range(self, bucket: str, key: str, start: int, end: int, *, deadline: float | None) -> bytes:
         """Bytes [start, end) of an object (end exclusive)."""
 
-        def fetch(client) -> bytes:
+        def direct(reads: DirectReads) -> bytes:
+            status, headers, data = reads.get_range(bucket, key, start, end)
+            return _the_range(data, status, "content-range" in headers, start, end)
+
+        def boto(client) -> bytes:
             response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")
             with response["Body"] as body:
                 data = body.read()
-            if response["ResponseMetadata"].get("HTTPStatusCode") == 200 and "ContentRange" not in response:
-                return data[start:end]  # a server that ignores Range sends the whole object
-            return data
+            status = response["ResponseMetadata"].get("HTTPStatusCode")
+            return _the_range(data, status, "ContentRange" in response, start, end)
 
-        return self._call(fetch, deadline, f"read s3://{bucket}/{key}")
+        return self._read(direct, boto, deadline, f"read s3://{bucket}/{key}")
+
+    def _read(self, direct, boto, deadline: float | None, what: str):
+        """A read through the direct path where there is one (custom endpoints), else the boto3 client."""
+        return self._call(
+            lambda client, reads: boto(client) if reads is None else direct(reads), deadline, what
+        )
 
     def call(
         self,
@@ -227,9 +266,10 @@ class S3Store:
         (kind as below), NoSuchBucket, NoSuchKey (when `what` starts with "read"). `what` reads as
         "cannot <what>"; the operation must be safe to repeat. `read_timeout` overrides the store's for
         operations the server takes long to answer (a server-side copy of gigabytes)."""
-        return self._call(operation, deadline, what, read_timeout)
+        return self._call(lambda client, _: operation(client), deadline, what, read_timeout)
 
     def _call(self, operation, deadline: float | None, what: str, read_timeout: float | None = None):
+        """`operation(client, direct reads or None)`, retried as `call` says."""
         started = time.monotonic()
         last: StorageError | None = None
         for attempt in range(1, self.max_attempts + 1):
@@ -240,7 +280,7 @@ class S3Store:
                     raise _timed_out(what, started, last)
                 connect, read = min(connect, remaining), min(read, remaining)
             try:
-                return operation(self._client(connect, read))
+                return operation(*self._pair(connect, read))
             except ClientError as exc:
                 last = _classify_client_error(exc, what)
             except ParamValidationError as exc:
@@ -264,6 +304,8 @@ class S3Store:
                 )
             except BotoCoreError as exc:
                 last = StorageError("connection-reset", f"cannot {what}: {_short(exc)}")
+            except UnreadableAnswer as exc:
+                last = StorageError("server-error", f"cannot {what}: {exc}")
             if last.kind not in ("unreachable", "timed-out", "connection-reset", "throttled", "server-error"):
                 raise last
             if attempt == self.max_attempts:
@@ -274,6 +316,12 @@ class S3Store:
             time.sleep(pause)
         assert last is not None
         raise StorageError(last.kind, f"{last.message}; gave up after {self.max_attempts} attempts")
+
+
+def _the_range(data: bytes, status: int | None, ranged: bool, start: int, end: int) -> bytes:
+    if status == 200 and not ranged:
+        return data[start:end]  # a server that ignores Range sends the whole object
+    return data
 
 
 def _tls_problem(exc: SSLError, settings: S3Settings) -> str:
