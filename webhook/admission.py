@@ -5,6 +5,7 @@ The contract, as the API server sees it (also in docs/webhook.md):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -105,6 +106,20 @@ class Decision:
     # False when the verdict reflects this request's circumstances (out of time, busy), not the Deployment
     # and its storage: such a decision is never cached for other callers.
     cacheable: bool = field(default=True, compare=False)
+
+    @functools.cached_property
+    def _response_json(self) -> tuple[str, str]:
+        """review_response(uid, self) as compact JSON, split around the uid: made once per decision (a
+        cached decision answers many requests), so an answer costs one string escape of its uid."""
+        marker = "\x00"
+        text = json.dumps(review_response(marker, self), separators=(",", ":"))
+        head, _, tail = text.partition(json.dumps(marker))  # the uid is the first value that varies
+        return head, tail
+
+    def response_body(self, uid: str) -> bytes:
+        """The AdmissionReview answering `uid` with this decision (review_response, compact JSON)."""
+        head, tail = self._response_json
+        return (head + json.dumps(uid) + tail).encode()
 
 
 def parse_review(body: bytes) -> AdmissionRequest:

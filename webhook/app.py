@@ -8,7 +8,6 @@ traceback and answered as the contract's "internal error" row, never as a 500 pa
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import threading
@@ -16,8 +15,9 @@ import time
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_options_header
 
-from webhook.admission import BadRequest, parse_review, parse_timeout, review_response
+from webhook.admission import BadRequest, parse_review, parse_timeout
 from webhook.cache import Busy, Sweeper, TTLCache, digest
 from webhook.checks.savedmodel import ModelVerifier
 from webhook.config import WebhookConfig
@@ -120,23 +120,23 @@ def cached_reader(reader: ConfigMapReader, config: WebhookConfig, cache: TTLCach
 
 def init_admission(app: Flask, services: Services, metrics: Metrics) -> None:
     require_client_cert = services.config.client_ca_file is not None
+    max_body = services.config.max_body_bytes
 
     @app.route("/validate", methods=["POST"])
     def validate():
         start = time.monotonic()
-        if require_client_cert and not _client_certificate(request.environ):
+        environ = request.environ
+        if require_client_cert and not _client_certificate(environ):
             return _error(metrics, 403, "a client certificate signed by WEBHOOK_CLIENT_CA_FILE is required")
-        if request.mimetype != "application/json":
-            return _error(metrics, 415, "Content-Type must be application/json")
-        charset = request.mimetype_params.get("charset", "utf-8").lower()
-        if charset not in ("utf-8", "utf8"):
-            return _error(metrics, 415, "the body must be UTF-8 JSON (RFC 8259)")
+        problem = _content_type_problem(environ.get("CONTENT_TYPE", ""))
+        if problem:
+            return _error(metrics, 415, problem)
         try:
-            review = parse_review(request.get_data(cache=False))
+            review = parse_review(_body(environ, max_body))
         except BadRequest as exc:
             return _error(metrics, exc.status, exc.message)
         default = services.config.default_timeout_seconds
-        timeout = parse_timeout(_query_value(request.environ, "timeout"), default)
+        timeout = parse_timeout(_query_value(environ, "timeout"), default)
         deadline = deadline_for(timeout, services.config, start)
         try:
             decision = decide(review, services, deadline)
@@ -147,8 +147,35 @@ def init_admission(app: Flask, services: Services, metrics: Metrics) -> None:
         metrics.latency.observe(time.monotonic() - start)
         if not decision.allowed:
             log.info("denied", extra=_about(review) | {"reason": decision.message})
-        body = json.dumps(review_response(review.uid, decision), separators=(",", ":"))
-        return Response(body, mimetype="application/json")
+        return Response(decision.response_body(review.uid), mimetype="application/json")
+
+
+def _content_type_problem(content_type: str) -> str | None:
+    """Why the Content-Type is refused (415), or None. What the API server sends is compared as it is; any
+    other value is parsed as werkzeug's request.mimetype and mimetype_params would."""
+    if content_type in _JSON_CONTENT_TYPES:
+        return None
+    mimetype, params = parse_options_header(content_type)
+    if mimetype.lower() != "application/json":
+        return "Content-Type must be application/json"
+    if params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
+        return "the body must be UTF-8 JSON (RFC 8259)"
+    return None
+
+
+_JSON_CONTENT_TYPES = frozenset(("application/json", "application/json; charset=utf-8"))
+
+
+def _body(environ: dict, max_body: int) -> bytes:
+    """The request body. A Content-Length within the cap (what the API server sends) is read as is; anything
+    else goes through werkzeug (413 over the cap, chunked bodies)."""
+    length = environ.get("CONTENT_LENGTH", "")
+    if length.isascii() and length.isdigit() and int(length) <= max_body:
+        body = environ["wsgi.input"].read(int(length))
+        if len(body) != int(length):
+            raise BadRequest(400, "the body is shorter than its Content-Length")
+        return body
+    return request.get_data(cache=False)
 
 
 def _query_value(environ: dict, name: str) -> str | None:

@@ -32,6 +32,7 @@ promises.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -40,6 +41,7 @@ import threading
 import time
 import weakref
 
+from gunicorn import glogging
 from gunicorn import http as gunicorn_http
 from gunicorn import sock as gunicorn_sock
 from gunicorn.workers import gthread
@@ -74,6 +76,14 @@ class ThreadWorker(gthread.ThreadWorker):
         self._per_client: dict[str, int] = {}
         self._per_client_lock = threading.Lock()
         self._buffered = 0  # bytes held by requests being read whole, all connections
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        # Everything loaded so far (Flask, boto3, the Kubernetes client: ~10^5 objects) lives as long as the
+        # worker: out of the collector's sight, a full collection takes < 1 ms instead of 100-200 ms, a
+        # pause every thread would wait out.
+        gc.collect()
+        gc.freeze()
 
 
     def handle(self, conn):
@@ -243,6 +253,15 @@ def _peer(conn) -> dict:
     return {"client": conn.client[0] if isinstance(conn.client, tuple) else str(conn.client)}
 
 
+class Logger(glogging.Logger):
+    """gunicorn's logger, with the access log on only when one is asked for (`accesslog`). Stock gunicorn
+    counts any logconfig_dict as "access log on" and then builds every request's log atoms (~10 % of a
+    request's CPU) for a logger that has no handler."""
+
+    def _compute_access_log_enabled(self) -> bool:
+        return self.cfg.accesslog is not None
+
+
 WORKER_CLASS = "webhook.gunicorn_conf.ThreadWorker"
 WORKERS = 1
 THREADS = 64
@@ -290,6 +309,7 @@ def options(
         "errorlog": "-",
         "accesslog": accesslog,
         "logconfig_dict": LOGCONFIG,
+        "logger_class": "webhook.gunicorn_conf.Logger",
         "proc_name": "tfs-webhook",
         # The read-only root filesystem has an emptyDir at /tmp; gunicorn's heartbeat files go there.
         "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
