@@ -23,7 +23,7 @@ from tfs_gitops.cli.verify import (
     EXIT_VALID,
     PolicyType,
     _base_path,
-    _endpoint_url,
+    endpoint_url_option,
 )
 
 DEFAULT_JOBS = 10  # as boto3's upload_file/download_file
@@ -46,12 +46,7 @@ def _store(endpoint_url: str | None, jobs: int):
 
 
 def _s3_options(func):
-    func = click.option(
-        "--endpoint-url",
-        metavar="URL",
-        callback=_endpoint_url,
-        help="S3 endpoint (overrides S3_ENDPOINT/S3_USE_HTTPS), e.g. http://127.0.0.1:8333",
-    )(func)
+    func = endpoint_url_option(func)
     func = click.option(
         "--jobs",
         type=click.IntRange(1, 64),
