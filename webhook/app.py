@@ -169,10 +169,11 @@ _JSON_CONTENT_TYPES = frozenset(("application/json", "application/json; charset=
 def _body(environ: dict, max_body: int) -> bytes:
     """The request body. A Content-Length within the cap (what the API server sends) is read as is; anything
     else goes through werkzeug (413 over the cap, chunked bodies)."""
-    length = environ.get("CONTENT_LENGTH", "")
-    if length.isascii() and length.isdigit() and int(length) <= max_body:
-        body = environ["wsgi.input"].read(int(length))
-        if len(body) != int(length):
+    header = environ.get("CONTENT_LENGTH", "")
+    length = int(header) if header.isascii() and header.isdigit() else None
+    if length is not None and length <= max_body:
+        body = environ["wsgi.input"].read(length)
+        if len(body) != length:
             raise BadRequest(400, "the body is shorter than its Content-Length")
         return body
     return request.get_data(cache=False)
