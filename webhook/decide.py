@@ -17,6 +17,7 @@ from webhook.extract import (
     Malformed,
     OutOfTime,
     TooLarge,
+    pod_spec,
     serving_containers,
     serving_fields,
 )
@@ -36,7 +37,7 @@ class Services:
     config: WebhookConfig
     verifier: savedmodel.ModelVerifier
     read_configmap: ConfigMapReader | None
-    # Whole decisions by a digest of (namespace, serving fields, UPDATE-unchanged): the warm path. Its TTLs
+    # Whole decisions by a digest of (namespace, pod spec, UPDATE-unchanged): the warm path. Its TTLs
     # are the check cache's, so it is never staler than the S3 and ConfigMap results it was made from. The
     # checks below it do the single-flight; a decision is stored when made, if `cacheable`.
     decisions: TTLCache | None = None
@@ -85,13 +86,18 @@ def decision_size(decision: Decision) -> int:
 
 
 def _decision_key(request: AdmissionRequest, config: WebhookConfig) -> bytes | None:
-    fields = _verdict_fields(request.object, config)
-    if fields is None:
+    """The digest of everything a verdict is made from: the namespace (its ConfigMaps), the whole pod spec
+    (a superset of the serving and sync containers and volumes, so no input can be left out of the key) and,
+    for UPDATE, whether the serving fields are unchanged. Digesting the raw spec also keeps the warm path
+    short: no extraction runs before a cache hit."""
+    try:
+        spec = pod_spec(request.object)
+    except Malformed:
         return None
     namespace = request.namespace or _metadata_namespace(request.object) or "default"
-    unchanged = request.operation == "UPDATE" and _same_serving(request, config, fields)
+    unchanged = request.operation == "UPDATE" and _same_serving(request, config)
     try:
-        return digest(namespace, unchanged, fields)
+        return digest(namespace, unchanged, spec)
     except (TypeError, ValueError, RecursionError):
         return None
 
@@ -162,11 +168,11 @@ def _verdict_fields(obj: object, config: WebhookConfig) -> object:
     return None if serving is None or synced is None else [serving, synced]
 
 
-def _same_serving(request: AdmissionRequest, config: WebhookConfig, new: object = None) -> bool:
+def _same_serving(request: AdmissionRequest, config: WebhookConfig) -> bool:
     if request.old_object is None:
         return False
     old = _verdict_fields(request.old_object, config)
-    new = new if new is not None else _verdict_fields(request.object, config)
+    new = _verdict_fields(request.object, config)
     return old is not None and old == new
 
 

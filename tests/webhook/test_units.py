@@ -274,3 +274,40 @@ def test_build_review_carries_the_dry_run_option_as_the_api_server_does():
     update = build_review(deployment, operation="UPDATE", old=deployment)["request"]
     assert update["dryRun"] is False
     assert update["options"] == {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"}
+
+
+# --- the decision cache key ---------------------------------------------------------------------------------
+
+
+def test_the_decision_key_covers_the_whole_pod_spec_and_only_what_decides():
+    import copy
+    import json
+
+    from devtools.admission import build_review
+    from tests.webhook.deployments import deployment
+    from webhook.admission import parse_review
+    from webhook.decide import _decision_key
+
+    config = WebhookConfig()
+
+    def key(deployment_: dict, **options) -> bytes | None:
+        return _decision_key(parse_review(json.dumps(build_review(deployment_, **options)).encode()), config)
+
+    base = deployment(s3_endpoint="127.0.0.1:8333")
+    relabelled = copy.deepcopy(base)
+    relabelled["metadata"]["labels"] = {"team": "other"}
+    relabelled["metadata"]["resourceVersion"] = "42"
+    relabelled["spec"]["replicas"] = 7
+    assert key(base) == key(relabelled)  # nothing a verdict is made from changed: a hit
+
+    sidecar = copy.deepcopy(base)
+    sidecar["spec"]["template"]["spec"]["containers"].append({"name": "proxy", "image": "envoy:1"})
+    volume = copy.deepcopy(base)
+    volume["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] = "elsewhere"
+    keys = {key(base), key(sidecar), key(volume), key(base, namespace="other")}
+    keys.add(key(base, operation="UPDATE", old=base))  # unchanged serving fields: the S3 check is skipped
+    assert None not in keys and len(keys) == 5
+
+    malformed = copy.deepcopy(base)
+    malformed["spec"]["template"] = "not an object"
+    assert key(malformed) is None  # never cached: decided (denied) each time
