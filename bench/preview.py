@@ -6,8 +6,9 @@
 2. `tfs-gitops verify -c` of 1,000 models held in SeaweedFS, checked in parallel (16 connections), against
    the same checks run one by one (--max-connections 1) (targets: ≥ 4 × faster, ≤ 10 s). CPU time of the
    command and of SeaweedFS is printed too: on loopback the checks are CPU-bound, and those times bound what
-   parallelism can gain. Then the same passes with a simulated network latency (a proxy delaying each
-   request), labelled as such: that is what the parallelism is for.
+   parallelism can gain (the "ceiling" line: the best ratio a client using no CPU at all could reach).
+   Then the same passes with a simulated network latency (a proxy delaying each request), labelled as
+   such: that is what the parallelism is for.
 """
 
 from __future__ import annotations
@@ -205,6 +206,22 @@ def _print_loopback(passes: list[Pass]) -> None:
         f"  floor: the checks are CPU-bound on loopback, so no parallel pass beats the command's and "
         f"SeaweedFS's CPU over {cores} cores ({both:.2f} s);\n    the 1-minute load average lags: CPU "
         f"used by other processes during a pass (up to {others:.2f} s here) is what shared the cores"
+    )
+    print(f"  ceiling: {_ceiling(passes, cores)}")
+
+
+def _ceiling(passes: list[Pass], cores: int) -> str:
+    """The best ratio any client could reach against this server, from this run's figures: a client using
+    no CPU at all would shorten the one-by-one pass by at most its own CPU, and could not make a parallel
+    pass shorter than SeaweedFS's CPU spread over every core."""
+    serial = [p for p in passes if p.label == "one by one"]
+    parallel = [p for p in passes if p.label == "parallel"]
+    serial_left = statistics.mean(p.seconds - p.command for p in serial)
+    server_floor = statistics.mean(p.seaweed for p in parallel) / cores
+    return (
+        f"one by one minus the command's own CPU leaves {serial_left:.2f} s; SeaweedFS alone needs "
+        f"{server_floor:.2f} s of {cores} cores for a parallel pass, so no client reaches more than "
+        f"{serial_left / server_floor:.2f}x here"
     )
 
 

@@ -7,6 +7,7 @@ and `from_environment()` then returns it instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -29,6 +30,7 @@ SECRET_KEY = "tfsgitopssecretkey0123456789"
 # is preallocated).
 VOLUME_SIZE_LIMIT_MB = 64
 VOLUME_SLOTS = 1000
+SOCKET_DIR = Path("/tmp")  # where weed puts its unix sockets (hard-wired in weed, not TMPDIR)
 _PORT_FLAGS = (
     "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
     "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "admin.port", "admin.port.grpc",
@@ -160,10 +162,22 @@ class SeaweedFS:
         raise RuntimeError(f"SeaweedFS did not become ready in {timeout:.0f}s; see {self._log}")
 
     def stop(self) -> None:
+        running = self._proc is not None
         stop_process_group(self._proc, timeout=10)
         self._proc = None
+        if running:
+            self._remove_unix_sockets()
         if self._own_dir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _remove_unix_sockets(self) -> None:
+        """weed names its unix sockets /tmp/seaweedfs-<service>-<port>.sock whatever TMPDIR says (some only
+        once it has been up a while), and leaves them behind when it stops. Removed right after it stopped:
+        the ports were this server's until then, so the sockets are too."""
+        for port in self.ports.values():
+            for path in SOCKET_DIR.glob(f"seaweedfs-*-{port}.sock"):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     def diagnosis(self, lines: int = 40) -> str:
         """The last warnings and errors weed logged, for a failure message (the workdir goes on stop)."""
