@@ -9,7 +9,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -81,8 +81,7 @@ class BadRequest(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
-class AdmissionRequest:
+class AdmissionRequest(NamedTuple):  # a tuple: built in a third of a frozen dataclass's time, every request
     api_version: str
     uid: str
     group: str
@@ -110,18 +109,18 @@ class Decision:
     cacheable: bool = field(default=True, compare=False)
 
     @functools.cached_property
-    def _response_json(self) -> tuple[str, str]:
+    def _response_json(self) -> tuple[bytes, bytes]:
         """review_response(uid, self) as compact JSON, split around the uid: made once per decision (a
         cached decision answers many requests), so an answer costs one string escape of its uid."""
         marker = "\x00"
         text = json.dumps(review_response(marker, self), separators=(",", ":"))
         head, _, tail = text.partition(json.dumps(marker))  # the uid is the first value that varies
-        return head, tail
+        return head.encode(), tail.encode()
 
     def response_body(self, uid: str) -> bytes:
         """The AdmissionReview answering `uid` with this decision (review_response, compact JSON)."""
         head, tail = self._response_json
-        return (head + json.dumps(uid) + tail).encode()
+        return head + orjson.dumps(uid) + tail
 
 
 def parse_review(body: bytes) -> AdmissionRequest:
@@ -141,9 +140,10 @@ def parse_review(body: bytes) -> AdmissionRequest:
     if not isinstance(uid, str) or not uid or len(uid) > MAX_UID_CHARS:
         raise BadRequest(400, "request.uid is missing")
     kind = request.get("kind")
-    if not isinstance(kind, dict) or not all(
-        isinstance(kind.get(k, ""), str) for k in ("group", "version", "kind")
-    ):
+    if not isinstance(kind, dict):
+        raise BadRequest(400, "request.kind is missing")
+    group, version, kind_name = kind.get("group", ""), kind.get("version", ""), kind.get("kind", "")
+    if not (isinstance(group, str) and isinstance(version, str) and isinstance(kind_name, str)):
         raise BadRequest(400, "request.kind is missing")
     operation = request.get("operation")
     if not isinstance(operation, str):
@@ -152,21 +152,21 @@ def parse_review(body: bytes) -> AdmissionRequest:
     name = request.get("name") or ""
     if not isinstance(namespace, str) or not isinstance(name, str):
         raise BadRequest(400, "request.namespace and request.name must be strings")
-    dry_run = request.get("dryRun", False)
-    if operation in ("CREATE", "UPDATE") and not isinstance(request.get("object"), dict):
+    obj = request.get("object")
+    if operation in ("CREATE", "UPDATE") and not isinstance(obj, dict):
         raise BadRequest(400, f"request.object is missing (an object is required for {operation})")
     return AdmissionRequest(
         api_version=API_VERSION,
         uid=uid,
-        group=kind.get("group", ""),
-        version=kind.get("version", ""),
-        kind=kind.get("kind", ""),
+        group=group,
+        version=version,
+        kind=kind_name,
         operation=operation,
         namespace=namespace,
         name=name,
-        object=request.get("object"),
+        object=obj,
         old_object=request.get("oldObject"),
-        dry_run=dry_run is True,
+        dry_run=request.get("dryRun", False) is True,
     )
 
 

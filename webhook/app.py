@@ -7,6 +7,7 @@ traceback and answered as the contract's "internal error" row, never as a 500 pa
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -135,8 +136,7 @@ def init_admission(app: Flask, services: Services, metrics: Metrics) -> None:
             review = parse_review(_body(environ, max_body))
         except BadRequest as exc:
             return _error(metrics, exc.status, exc.message)
-        default = services.config.default_timeout_seconds
-        timeout = parse_timeout(_query_value(environ, "timeout"), default)
+        timeout = _timeout(environ.get("QUERY_STRING", ""), services.config.default_timeout_seconds)
         deadline = deadline_for(timeout, services.config, start)
         try:
             decision = decide(review, services, deadline)
@@ -179,9 +179,17 @@ def _body(environ: dict, max_body: int) -> bytes:
     return request.get_data(cache=False)
 
 
-def _query_value(environ: dict, name: str) -> str | None:
+@functools.lru_cache(maxsize=64)
+def _timeout(query_string: str, default: float) -> float:
+    """The `timeout` query parameter in seconds (parse_timeout). The API server sends the same query string
+    (`timeout=10s`) with every request: parsed once, the answer cached (64 entries of at most a request
+    line each)."""
+    return parse_timeout(_query_value(query_string, "timeout"), default)
+
+
+def _query_value(query_string: str, name: str) -> str | None:
     """One query parameter, without parsing the whole query string (the API server sends only timeout)."""
-    for pair in environ.get("QUERY_STRING", "").split("&", 8)[:8]:
+    for pair in query_string.split("&", 8)[:8]:
         key, _, value = pair.partition("=")
         if key == name:
             return value

@@ -447,6 +447,15 @@ def test_non_utf8_charset_is_415_and_null_object_is_400():
         }
 
 
+def test_a_body_that_is_not_utf8_json_is_400_whatever_its_content_type_says():
+    client = _app().test_client()
+    body = json.dumps(build_review(deployment(s3_endpoint="127.0.0.1:1")))
+    for data in (body.encode("utf-16"), b"\xef\xbb\xbf" + body.encode(), b"[" * 5000 + b"]" * 5000):
+        response = client.post("/validate", data=data, content_type="application/json")
+        assert response.status_code == 400
+        assert response.get_json()["error"].startswith("the body is not JSON: ")
+
+
 @pytest.mark.parametrize("raw", [" 127.0.0.1:9000", "127.0.0.1:9000/#", "127.0.0.1:09000", "127.0.0.1:9000/"])
 def test_s3_endpoint_text_must_be_what_was_allowed(raw):
     env = {"WEBHOOK_ALLOWED_S3_ENDPOINTS": "http://127.0.0.1:9000"}
