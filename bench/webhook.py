@@ -210,7 +210,7 @@ def _print_throughput(label: str, result: dict) -> None:
     print(
         f"{label:5s} median : /healthz {result['healthz_rps']:6.0f}/s p99 {result['healthz_p99']:5.1f} ms; "
         f"warm /validate {result['validate_rps']:6.0f}/s p99 {result['validate_p99']:5.1f} ms; "
-        f"ratio {result['ratio']:.2f}x (target >= 0.80x, p99 <= 20 ms: {verdict})"
+        f"ratio {result['ratio']:.3f}x (target >= 0.800x, p99 <= 20 ms: {verdict})"
     )
 
 
