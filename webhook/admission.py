@@ -9,9 +9,9 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
-import orjson
+import msgspec
 
 from webhook.limits import MAX_UID_CHARS
 
@@ -81,18 +81,77 @@ class BadRequest(ValueError):
         self.message = message
 
 
-class AdmissionRequest(NamedTuple):  # a tuple: built in a third of a frozen dataclass's time, every request
-    api_version: str
-    uid: str
-    group: str
-    version: str
-    kind: str
-    operation: str
-    namespace: str
-    name: str
-    object: Any
-    old_object: Any
-    dry_run: bool
+_UNREAD = object()
+_ABSENT = msgspec.Raw(b"")
+
+
+class AdmissionRequest:
+    """One admission request. Its object and oldObject stay raw JSON until read: a cached decision is found
+    by the raw pod spec (pod_spec_json), so the warm path never builds them."""
+
+    __slots__ = (
+        "uid", "group", "version", "kind", "operation", "namespace", "name", "dry_run",
+        "object_json", "old_object_json", "_object", "_old_object",
+    )  # fmt: skip
+    api_version = API_VERSION
+
+    def __init__(
+        self,
+        *,
+        uid: str,
+        group: str,
+        version: str,
+        kind: str,
+        operation: str,
+        namespace: str,
+        name: str,
+        object_json: msgspec.Raw,
+        old_object_json: msgspec.Raw = _ABSENT,
+        dry_run: bool = False,
+    ):
+        self.uid, self.group, self.version, self.kind = uid, group, version, kind
+        self.operation, self.namespace, self.name, self.dry_run = operation, namespace, name, dry_run
+        self.object_json, self.old_object_json = object_json, old_object_json
+        self._object = self._old_object = _UNREAD
+
+    @property
+    def object(self) -> Any:
+        if self._object is _UNREAD:
+            self._object = _decode_object(self.object_json, "request.object")
+        return self._object
+
+    @property
+    def old_object(self) -> Any:
+        if self._old_object is _UNREAD:
+            self._old_object = _decode_object(self.old_object_json, "request.oldObject")
+        return self._old_object
+
+    def pod_spec_json(self) -> bytes | None:
+        """spec.template.spec of the object exactly as sent, or None when it is not a JSON object."""
+        try:
+            spec = _POD_SPEC.decode(self.object_json).spec if self.object_json else None
+        except (msgspec.MsgspecError, RecursionError):
+            return None
+        raw = spec.template.spec if spec is not None and spec.template is not None else _ABSENT
+        return bytes(raw) if _is_object(raw) else None
+
+
+def _is_object(raw: msgspec.Raw) -> bool:
+    return memoryview(raw)[:1] == b"{"  # a Raw holds one JSON value, without surrounding whitespace
+
+
+def _decode_object(raw: msgspec.Raw, where: str) -> Any:
+    """An object as Python values (None when absent). parse_review already checked the body's syntax, escapes
+    and UTF-8; what only a full read finds (a number out of range, nesting past the interpreter's limit) is
+    a 400 here."""
+    if not raw:
+        return None
+    try:
+        return msgspec.json.decode(raw)
+    except RecursionError:
+        raise BadRequest(400, f"{where} nests deeper than the interpreter's recursion limit") from None
+    except msgspec.MsgspecError as exc:
+        raise BadRequest(400, f"{where} cannot be read: {str(exc)[:200]}") from None
 
 
 @dataclass(frozen=True)
@@ -120,43 +179,69 @@ class Decision:
     def response_body(self, uid: str) -> bytes:
         """The AdmissionReview answering `uid` with this decision (review_response, compact JSON)."""
         head, tail = self._response_json
-        return head + orjson.dumps(uid) + tail
+        return head + msgspec.json.encode(uid) + tail
+
+
+class _Request(msgspec.Struct, rename={"old_object": "oldObject", "dry_run": "dryRun"}):
+    uid: Any = None
+    kind: Any = None
+    operation: Any = None
+    namespace: Any = None
+    name: Any = None
+    object: msgspec.Raw = _ABSENT  # read when needed (AdmissionRequest.object); checked, not built
+    old_object: msgspec.Raw = _ABSENT
+    dry_run: Any = False
+
+
+class _Review(msgspec.Struct, rename="camel"):
+    api_version: Any = None
+    kind: Any = None
+    request: _Request | None = None
+
+
+class _Template(msgspec.Struct):
+    spec: msgspec.Raw = _ABSENT
+
+
+class _DeploymentSpec(msgspec.Struct):
+    template: _Template | None = None
+
+
+class _Deployment(msgspec.Struct):
+    spec: _DeploymentSpec | None = None
+
+
+_REVIEW = msgspec.json.Decoder(_Review)
+_POD_SPEC = msgspec.json.Decoder(_Deployment)
 
 
 def parse_review(body: bytes) -> AdmissionRequest:
     """Parse a request body; BadRequest(400) for anything that is not a usable AdmissionReview v1."""
-    try:
-        review = orjson.loads(body)  # RFC 8259: UTF-8 only, nesting depth at most 1,024
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(400, f"the body is not JSON: {str(exc)[:200]}") from None
-    if not isinstance(review, dict):
-        raise BadRequest(400, "the body is not a JSON object")
-    if review.get("apiVersion") != API_VERSION or review.get("kind") != "AdmissionReview":
+    review = _decode_review(body)
+    if review.api_version != API_VERSION or review.kind != "AdmissionReview":
         raise BadRequest(400, f"expected apiVersion {API_VERSION} kind AdmissionReview")
-    request = review.get("request")
-    if not isinstance(request, dict):
+    request = review.request
+    if request is None:
         raise BadRequest(400, "request is missing")
-    uid = request.get("uid")
+    uid = request.uid
     if not isinstance(uid, str) or not uid or len(uid) > MAX_UID_CHARS:
         raise BadRequest(400, "request.uid is missing")
-    kind = request.get("kind")
+    kind = request.kind
     if not isinstance(kind, dict):
         raise BadRequest(400, "request.kind is missing")
     group, version, kind_name = kind.get("group", ""), kind.get("version", ""), kind.get("kind", "")
     if not (isinstance(group, str) and isinstance(version, str) and isinstance(kind_name, str)):
         raise BadRequest(400, "request.kind is missing")
-    operation = request.get("operation")
+    operation = request.operation
     if not isinstance(operation, str):
         raise BadRequest(400, "request.operation is missing")
-    namespace = request.get("namespace") or ""
-    name = request.get("name") or ""
+    namespace = request.namespace or ""
+    name = request.name or ""
     if not isinstance(namespace, str) or not isinstance(name, str):
         raise BadRequest(400, "request.namespace and request.name must be strings")
-    obj = request.get("object")
-    if operation in ("CREATE", "UPDATE") and not isinstance(obj, dict):
+    if operation in ("CREATE", "UPDATE") and not _is_object(request.object):
         raise BadRequest(400, f"request.object is missing (an object is required for {operation})")
     return AdmissionRequest(
-        api_version=API_VERSION,
         uid=uid,
         group=group,
         version=version,
@@ -164,10 +249,34 @@ def parse_review(body: bytes) -> AdmissionRequest:
         operation=operation,
         namespace=namespace,
         name=name,
-        object=obj,
-        old_object=request.get("oldObject"),
-        dry_run=request.get("dryRun", False) is True,
+        object_json=request.object,
+        old_object_json=request.old_object,
+        dry_run=request.dry_run is True,
     )
+
+
+def _decode_review(body: bytes) -> _Review:
+    """The envelope read and the whole body checked (RFC 8259: UTF-8 only, no BOM, no NaN); the objects are
+    skipped over as raw JSON."""
+    try:
+        if not body.isascii():
+            body.decode("utf-8")  # the decoder does not check the bytes of the values it skips
+        return _REVIEW.decode(body)
+    except UnicodeDecodeError as exc:
+        raise BadRequest(400, f"the body is not JSON: not UTF-8 at byte {exc.start}") from None
+    except msgspec.ValidationError as exc:
+        problem, found, where = str(exc).rpartition(" - at ")
+        if not found:  # the top level
+            raise BadRequest(400, "the body is not a JSON object") from None
+        if where == "`$.request`":
+            raise BadRequest(400, "request is missing") from None
+        raise BadRequest(400, f"the body cannot be read: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise BadRequest(
+            400, "the body is not JSON: it nests deeper than the interpreter's recursion limit"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(400, f"the body is not JSON: {str(exc)[:200]}") from None
 
 
 def review_response(uid: str, decision: Decision) -> dict:

@@ -140,6 +140,8 @@ def init_admission(app: Flask, services: Services, metrics: Metrics) -> None:
         deadline = deadline_for(timeout, services.config, start)
         try:
             decision = decide(review, services, deadline)
+        except BadRequest as exc:  # the object, read only when a decision needs it
+            return _error(metrics, exc.status, exc.message)
         except Exception:  # noqa: BLE001 - a bug in a check: logged here, answered per the contract
             log.exception("internal error", extra=_about(review))
             decision = internal_error(services.config)

@@ -17,7 +17,6 @@ from webhook.extract import (
     Malformed,
     OutOfTime,
     TooLarge,
-    pod_spec,
     serving_containers,
     serving_fields,
 )
@@ -88,18 +87,15 @@ def decision_size(decision: Decision) -> int:
 def _decision_key(request: AdmissionRequest, config: WebhookConfig) -> bytes | None:
     """The digest of everything a verdict is made from: the namespace (its ConfigMaps), the whole pod spec
     (a superset of the serving and sync containers and volumes, so no input can be left out of the key) and,
-    for UPDATE, whether the serving fields are unchanged. Digesting the raw spec also keeps the warm path
-    short: no extraction runs before a cache hit."""
-    try:
-        spec = pod_spec(request.object)
-    except Malformed:
+    for UPDATE, whether the serving fields are unchanged. The spec is digested as sent (raw JSON): on a
+    CREATE no object is built before a cache hit; the same spec sent with other spacing or key order is a
+    miss, never a wrong hit (the API server serialises a Deployment the same way every time)."""
+    spec = request.pod_spec_json()
+    if spec is None:
         return None
     namespace = request.namespace or _metadata_namespace(request.object) or "default"
     unchanged = request.operation == "UPDATE" and _same_serving(request, config)
-    try:
-        return digest(namespace, unchanged, spec)
-    except (TypeError, ValueError, RecursionError):
-        return None
+    return digest(namespace, unchanged, spec)
 
 
 def _decide(request: AdmissionRequest, services: Services, deadline: float) -> Decision:

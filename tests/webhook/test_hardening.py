@@ -450,10 +450,27 @@ def test_non_utf8_charset_is_415_and_null_object_is_400():
 def test_a_body_that_is_not_utf8_json_is_400_whatever_its_content_type_says():
     client = _app().test_client()
     body = json.dumps(build_review(deployment(s3_endpoint="127.0.0.1:1")))
-    for data in (body.encode("utf-16"), b"\xef\xbb\xbf" + body.encode(), b"[" * 5000 + b"]" * 5000):
+    deep = body.replace('"dryRun"', '"deep": ' + "[" * 5000 + "]" * 5000 + ', "dryRun"', 1)
+    for data in (body.encode("utf-16"), b"\xef\xbb\xbf" + body.encode(), deep.encode(), b"[[]]"):
         response = client.post("/validate", data=data, content_type="application/json")
         assert response.status_code == 400
-        assert response.get_json()["error"].startswith("the body is not JSON: ")
+        assert response.get_json()["error"].startswith(
+            "the body is not a JSON object" if data == b"[[]]" else "the body is not JSON: "
+        )
+    broken = body.replace('"name": "tfserving"', '"name": "tfserving\\udc80"', 1).encode()  # a lone surrogate
+    assert client.post("/validate", data=broken, content_type="application/json").status_code == 400
+
+
+def test_an_object_that_cannot_be_read_is_400_when_a_decision_reads_it():
+    # The envelope is read up front and the objects are only checked (syntax, escapes, UTF-8): a number out
+    # of range is found when the object is read, and answered as any unreadable body is.
+    client = _app().test_client()
+    body = json.dumps(build_review(deployment(s3_endpoint="127.0.0.1:1")))
+    unreadable = body.replace('"replicas": 1', '"replicas": 1e999', 1)
+    assert unreadable != body
+    response = client.post("/validate", data=unreadable, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith("request.object cannot be read: Number out of range")
 
 
 @pytest.mark.parametrize("raw", [" 127.0.0.1:9000", "127.0.0.1:9000/#", "127.0.0.1:09000", "127.0.0.1:9000/"])

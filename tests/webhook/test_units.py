@@ -308,6 +308,10 @@ def test_the_decision_key_covers_the_whole_pod_spec_and_only_what_decides():
     keys.add(key(base, operation="UPDATE", old=base))  # unchanged serving fields: the S3 check is skipped
     assert None not in keys and len(keys) == 5
 
-    malformed = copy.deepcopy(base)
-    malformed["spec"]["template"] = "not an object"
-    assert key(malformed) is None  # never cached: decided (denied) each time
+    spaced = json.dumps(build_review(base), indent=1).encode()  # the same spec, sent another way: a miss
+    assert _decision_key(parse_review(spaced), config) not in (None, key(base))
+
+    for where in ("template", "spec"):
+        malformed = copy.deepcopy(base)
+        malformed["spec"]["template"] = "not an object" if where == "template" else {"spec": ["x"]}
+        assert key(malformed) is None  # never cached: decided (denied) each time
