@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.processes import stop_process_group
-from devtools.s3server import free_port
+from devtools.s3server import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "e2e" / "cluster"
@@ -393,7 +393,7 @@ class ControlPlane:
         began = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._pki = _make_pki(self.workdir / "pki")
-        self.etcd_port, self.peer_port, self.port = free_port(), free_port(), free_port()
+        self.etcd_port, self.peer_port, self.port = free_ports(3)
         try:
             self._start_etcd()
             self._start_apiserver()

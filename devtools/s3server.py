@@ -16,7 +16,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,15 +32,23 @@ VOLUME_SLOTS = 1000
 SOCKET_DIR = Path("/tmp")  # where weed puts its unix sockets (hard-wired in weed, not TMPDIR)
 _PORT_FLAGS = (
     "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
-    "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "admin.port", "admin.port.grpc",
+    "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
     "webdav.port", "debug.port", "s3.debug.port",
 )
 
 
 def free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports on 127.0.0.1. All are held until the last is chosen: asked one at a time,
+    the kernel may hand the same port out twice."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 @dataclass
@@ -86,6 +93,11 @@ class S3Endpoint:
         )
 
 
+# What weed prints when a port it was given is taken by the time it binds it: another process won the race,
+# or weed itself did (its own outgoing connections get ports from the same ephemeral range).
+_PORT_TAKEN_MESSAGES = (b"Port allocation failed", b"bind: address already in use")
+
+
 class _PortTaken(Exception):
     pass
 
@@ -108,10 +120,13 @@ class SeaweedFS:
             try:
                 return self._start_once(timeout)
             except _PortTaken:
-                stop_process_group(self._proc, timeout=10)
+                self._halt()
                 if attempt == attempts:
                     message = f"weed mini found a port taken {attempts} times; see {self._log}"
                     raise RuntimeError(message) from None
+            except BaseException:
+                self._halt()
+                raise
         raise AssertionError("unreachable")
 
     def _start_once(self, timeout: float) -> S3Endpoint:
@@ -122,9 +137,10 @@ class SeaweedFS:
             self.workdir = Path(tempfile.mkdtemp(prefix="tfs-seaweedfs-"))
             self._own_dir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.ports = {flag: free_port() for flag in _PORT_FLAGS}
+        self.ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
         args = [weed, "mini", f"-dir={self.workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-master.volumeSizeLimitMB={VOLUME_SIZE_LIMIT_MB}", f"-volume.max={VOLUME_SLOTS}"]
+                f"-master.volumeSizeLimitMB={VOLUME_SIZE_LIMIT_MB}", f"-volume.max={VOLUME_SLOTS}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0"]  # catalogs nothing here uses: two ports fewer
         args += [f"-{flag}={port}" for flag, port in self.ports.items()]
         # TMPDIR: weed writes its log files there and leaves a scratch directory of empty volumes at every
         # start; in the workdir both go when the server does.
@@ -143,7 +159,8 @@ class SeaweedFS:
         client = self.endpoint.client()
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                if b"Port allocation failed" in self._log.read_bytes():
+                log = self._log.read_bytes()
+                if any(message in log for message in _PORT_TAKEN_MESSAGES):
                     raise _PortTaken()
                 raise RuntimeError(f"weed mini exited with {self._proc.returncode}; see {self._log}")
             try:
@@ -158,17 +175,20 @@ class SeaweedFS:
                 return
             except Exception:  # noqa: BLE001 - not ready yet (filer still starting)
                 time.sleep(0.1)
-        self.stop()
         raise RuntimeError(f"SeaweedFS did not become ready in {timeout:.0f}s; see {self._log}")
 
     def stop(self) -> None:
+        self._halt()
+        if self._own_dir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _halt(self) -> None:
+        """Stop weed and remove its unix sockets; the workdir stays (a failed start points to its log)."""
         running = self._proc is not None
         stop_process_group(self._proc, timeout=10)
         self._proc = None
         if running:
             self._remove_unix_sockets()
-        if self._own_dir and self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _remove_unix_sockets(self) -> None:
         """weed names its unix sockets /tmp/seaweedfs-<service>-<port>.sock whatever TMPDIR says (some only

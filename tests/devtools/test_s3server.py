@@ -4,12 +4,14 @@ it leaves nothing behind when it stops."""
 from __future__ import annotations
 
 import resource
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import ClientError
 
-from devtools.s3server import SOCKET_DIR, VOLUME_SLOTS, SeaweedFS
+from devtools import s3server
+from devtools.s3server import _PORT_FLAGS, SOCKET_DIR, VOLUME_SLOTS, SeaweedFS
 
 # Every test using the s3_bucket fixture creates a bucket (about 175 in the suite), and each bucket written
 # to takes one volume slot. More than the suite creates, each with an object written (the write is what
@@ -61,3 +63,31 @@ def test_a_stopped_server_leaves_no_unix_socket_behind():
         assert made  # what weed 4.x does; if it stops doing so, this test has nothing left to hold
     left = [path for port in ports for path in SOCKET_DIR.glob(f"seaweedfs-*-{port}.sock")]
     assert left == [] and not server.workdir.exists()
+
+
+def test_a_port_taken_before_weed_binds_it_means_another_try_on_new_ports(monkeypatch):
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        attempts = []
+
+        def free_ports(count: int) -> list[int]:  # the first S3 port chosen is bound by another meanwhile
+            ports = real(count)
+            if not attempts:
+                ports[_PORT_FLAGS.index("s3.port")] = taken
+            attempts.append(ports)
+            return ports
+
+        real = s3server.free_ports
+        monkeypatch.setattr(s3server, "free_ports", free_ports)
+        server = SeaweedFS()
+        with server as s3:
+            assert len(attempts) == 2 and server.ports["s3.port"] != taken
+            s3.client().list_buckets()
+        ports = [port for chosen in attempts for port in chosen]
+        assert [path for port in ports for path in SOCKET_DIR.glob(f"seaweedfs-*-{port}.sock")] == []
+
+
+def test_free_ports_are_distinct():
+    assert len(set(s3server.free_ports(200))) == 200
