@@ -265,7 +265,7 @@ def _decode_review(body: bytes) -> _Review:
     except UnicodeDecodeError as exc:
         raise BadRequest(400, f"the body is not JSON: not UTF-8 at byte {exc.start}") from None
     except msgspec.ValidationError as exc:
-        problem, found, where = str(exc).rpartition(" - at ")
+        _, found, where = str(exc).rpartition(" - at ")
         if not found:  # the top level
             raise BadRequest(400, "the body is not a JSON object") from None
         if where == "`$.request`":
