@@ -126,10 +126,12 @@ class AdmissionRequest:
             self._old_object = _decode_object(self.old_object_json, "request.oldObject")
         return self._old_object
 
-    def pod_spec_json(self) -> bytes | None:
-        """spec.template.spec of the object exactly as sent, or None when it is not a JSON object."""
+    def pod_spec_json(self, old: bool = False) -> bytes | None:
+        """spec.template.spec of the object (of oldObject when `old`) exactly as sent, or None when it is not
+        a JSON object."""
+        raw = self.old_object_json if old else self.object_json
         try:
-            spec = _POD_SPEC.decode(self.object_json).spec if self.object_json else None
+            spec = _POD_SPEC.decode(raw).spec if raw else None
         except (msgspec.MsgspecError, RecursionError):
             return None
         raw = spec.template.spec if spec is not None and spec.template is not None else _ABSENT

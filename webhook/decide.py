@@ -165,8 +165,13 @@ def _verdict_fields(obj: object, config: WebhookConfig) -> object:
 
 
 def _same_serving(request: AdmissionRequest, config: WebhookConfig) -> bool:
-    if request.old_object is None:
+    """Whether an UPDATE leaves every field a verdict is made from as it was. A pod spec sent byte for byte
+    as before (a scale, a relabel) is the same without building either object."""
+    old_spec = request.pod_spec_json(old=True)
+    if old_spec is None:
         return False
+    if old_spec == request.pod_spec_json():
+        return True
     old = _verdict_fields(request.old_object, config)
     new = _verdict_fields(request.object, config)
     return old is not None and old == new

@@ -311,6 +311,17 @@ def test_the_decision_key_covers_the_whole_pod_spec_and_only_what_decides():
     spaced = json.dumps(build_review(base), indent=1).encode()  # the same spec, sent another way: a miss
     assert _decision_key(parse_review(spaced), config) not in (None, key(base))
 
+    from webhook.decide import _same_serving
+
+    def same(new: dict, old: dict) -> bool:
+        review = build_review(new, operation="UPDATE", old=old)
+        return _same_serving(parse_review(json.dumps(review).encode()), config)
+
+    assert same(base, base)  # the pod spec byte for byte as before: same without building either object
+    assert same(sidecar, base)  # another container changed: the serving fields did not
+    assert not same(volume, base)  # the serving container's ConfigMap volume changed
+    assert not same(base, {"metadata": {"name": "x"}})  # an old object without a pod spec
+
     for where in ("template", "spec"):
         malformed = copy.deepcopy(base)
         malformed["spec"]["template"] = "not an object" if where == "template" else {"spec": ["x"]}
