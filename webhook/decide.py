@@ -47,12 +47,13 @@ def decide(request: AdmissionRequest, services: Services, deadline: float) -> De
         return Decision(True, verdict="skipped")
     if (request.group, request.kind) != ("apps", "Deployment"):
         return Decision(True, verdict="skipped")
-    key = _decision_key(request, services.config) if services.decisions is not None else None
+    unchanged = _same_serving(request, services.config)  # once: the key and the checks both depend on it
+    key = _decision_key(request, unchanged) if services.decisions is not None else None
     if key is not None:
         cached = services.decisions.get(key)
         if cached is not None:
             return cached
-    decision = _decide(request, services, deadline)
+    decision = _decide(request, services, deadline, unchanged)
     if key is not None and decision.cacheable:
         services.decisions.put(key, decision)
     return decision
@@ -84,7 +85,7 @@ def decision_size(decision: Decision) -> int:
     )
 
 
-def _decision_key(request: AdmissionRequest, config: WebhookConfig) -> bytes | None:
+def _decision_key(request: AdmissionRequest, unchanged: bool) -> bytes | None:
     """The digest of everything a verdict is made from: the namespace (its ConfigMaps), the whole pod spec
     (a superset of the serving and sync containers and volumes, so no input can be left out of the key) and,
     for UPDATE, whether the serving fields are unchanged. The spec is digested as sent (raw JSON): on a
@@ -94,11 +95,10 @@ def _decision_key(request: AdmissionRequest, config: WebhookConfig) -> bytes | N
     if spec is None:
         return None
     namespace = request.namespace or _metadata_namespace(request.object) or "default"
-    unchanged = request.operation == "UPDATE" and _same_serving(request, config)
     return digest(namespace, unchanged, spec)
 
 
-def _decide(request: AdmissionRequest, services: Services, deadline: float) -> Decision:
+def _decide(request: AdmissionRequest, services: Services, deadline: float, unchanged: bool) -> Decision:
     config = services.config
     namespace = request.namespace or _metadata_namespace(request.object) or "default"
     try:
@@ -140,7 +140,6 @@ def _decide(request: AdmissionRequest, services: Services, deadline: float) -> D
     if stop is not None:
         return stop
 
-    unchanged = request.operation == "UPDATE" and _same_serving(request, config)
     if not unchanged:
         for container in found:
             results.append(savedmodel.check(container, config, services.verifier, deadline))
@@ -167,6 +166,8 @@ def _verdict_fields(obj: object, config: WebhookConfig) -> object:
 def _same_serving(request: AdmissionRequest, config: WebhookConfig) -> bool:
     """Whether an UPDATE leaves every field a verdict is made from as it was. A pod spec sent byte for byte
     as before (a scale, a relabel) is the same without building either object."""
+    if request.operation != "UPDATE":
+        return False
     old_spec = request.pod_spec_json(old=True)
     if old_spec is None:
         return False

@@ -286,12 +286,15 @@ def test_the_decision_key_covers_the_whole_pod_spec_and_only_what_decides():
     from devtools.admission import build_review
     from tests.webhook.deployments import deployment
     from webhook.admission import parse_review
-    from webhook.decide import _decision_key
+    from webhook.decide import _decision_key, _same_serving
 
     config = WebhookConfig()
 
+    def key_of(request) -> bytes | None:
+        return _decision_key(request, _same_serving(request, config))
+
     def key(deployment_: dict, **options) -> bytes | None:
-        return _decision_key(parse_review(json.dumps(build_review(deployment_, **options)).encode()), config)
+        return key_of(parse_review(json.dumps(build_review(deployment_, **options)).encode()))
 
     base = deployment(s3_endpoint="127.0.0.1:8333")
     relabelled = copy.deepcopy(base)
@@ -309,9 +312,7 @@ def test_the_decision_key_covers_the_whole_pod_spec_and_only_what_decides():
     assert None not in keys and len(keys) == 5
 
     spaced = json.dumps(build_review(base), indent=1).encode()  # the same spec, sent another way: a miss
-    assert _decision_key(parse_review(spaced), config) not in (None, key(base))
-
-    from webhook.decide import _same_serving
+    assert key_of(parse_review(spaced)) not in (None, key(base))
 
     def same(new: dict, old: dict) -> bool:
         review = build_review(new, operation="UPDATE", old=old)
